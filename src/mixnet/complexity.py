@@ -1,0 +1,134 @@
+"""Parameters and multiply-adds of a MixNet, computed from its architecture data alone.
+
+No model is built, so this is cheap enough for architecture search. What is counted (per image):
+
+- ``conv`` / ``linear``: one MAC per weight per output position (biases not counted);
+- ``bn``: one MAC per output element (a scale and shift, as folded into the conv at inference);
+- ``act``: one op per element for ReLU, swish and the SE sigmoid;
+- ``other``: global average pools (one add per input element), the SE gate multiply and the
+  residual adds (one per element).
+
+The paper's 256M / 360M / 565M for S / M / L lie between conv+linear alone (~239M / 339M / 555M)
+and this full count (~252M / 356M / 577M). A test checks every category against a forward pass
+whose operations are counted one by one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from mixnet.configs import MixNetConfig
+from mixnet.layers.mixconv import split_channels
+from mixnet.model import expand_rows
+
+
+@dataclass
+class Complexity:
+    """Counts for one image.
+
+    Attributes:
+        params: trainable parameters.
+        macs: all multiply-adds and elementwise ops (the sum of ``by_kind``).
+        by_kind: MACs per category: conv, linear, bn, act, other.
+    """
+
+    params: int = 0
+    by_kind: Counter = field(default_factory=Counter)
+
+    @property
+    def macs(self) -> int:
+        """Total multiply-adds and elementwise ops."""
+        return sum(self.by_kind.values())
+
+    @property
+    def conv_linear_macs(self) -> int:
+        """Multiply-adds of the conv and linear layers only."""
+        return self.by_kind["conv"] + self.by_kind["linear"]
+
+    def _conv(self, c_in: list[int], c_out: list[int], k: list[int], hw: int, depthwise: bool, bias: bool = False):
+        for ci, co, kk in zip(c_in, c_out, k, strict=True):
+            weights = kk * kk * co * (1 if depthwise else ci)
+            self.params += weights + (co if bias else 0)
+            self.by_kind["conv"] += weights * hw
+
+    def _bn_act(self, c: int, hw: int, act: bool = True) -> None:
+        self.params += 2 * c
+        self.by_kind["bn"] += c * hw
+        if act:
+            self.by_kind["act"] += c * hw
+
+
+def config_complexity(
+    config: MixNetConfig,
+    img_size: int | tuple[int, int] = 224,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    features_only: bool = False,
+) -> Complexity:
+    """Counts params and MACs of the model that ``config`` describes (see the module docstring)."""
+    h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    c = Complexity()
+    h, w = math.ceil(h / 2), math.ceil(w / 2)
+    stem = config.scaled_stem_channels
+    c._conv([in_chans], [stem], [3], h * w, depthwise=False)
+    c._bn_act(stem, h * w)
+    for stage in config.scaled_stages():
+        for b in expand_rows(stage):
+            hw_in = h * w
+            mid = b.mid_channels
+            if b.expand_ratio != 1:
+                g = b.expand_groups
+                c._conv(split_channels(b.in_channels, g), split_channels(mid, g), [1] * g, hw_in, depthwise=False)
+                c._bn_act(mid, hw_in)
+            h, w = math.ceil(h / b.stride), math.ceil(w / b.stride)
+            splits = split_channels(mid, len(b.kernel_sizes))
+            c._conv(splits, splits, list(b.kernel_sizes), h * w, depthwise=True)
+            c._bn_act(mid, h * w)
+            if b.se_ratio:
+                c.by_kind["other"] += mid * h * w  # pool
+                c._conv([mid], [b.se_channels], [1], 1, depthwise=False, bias=True)
+                c.by_kind["act"] += b.se_channels
+                c._conv([b.se_channels], [mid], [1], 1, depthwise=False, bias=True)
+                c.by_kind["act"] += mid  # sigmoid
+                c.by_kind["other"] += mid * h * w  # gate
+            g = b.project_groups
+            c._conv(split_channels(mid, g), split_channels(b.out_channels, g), [1] * g, h * w, depthwise=False)
+            c._bn_act(b.out_channels, h * w, act=False)
+            if b.stride == 1 and b.in_channels == b.out_channels:
+                c.by_kind["other"] += b.out_channels * h * w
+    if features_only:
+        return c
+    last = config.scaled_stages()[-1][-1].out_channels
+    c._conv([last], [config.head_channels], [1], h * w, depthwise=False)
+    c._bn_act(config.head_channels, h * w)
+    c.by_kind["other"] += config.head_channels * h * w  # global pool
+    if num_classes:
+        c.params += config.head_channels * num_classes + num_classes
+        c.by_kind["linear"] += config.head_channels * num_classes
+    return c
+
+
+def complexity(name_or_model: str | nn.Module, img_size: int | tuple[int, int] = 224) -> Complexity:
+    """Params and MACs of a registered model name or a built MixNet, without running it.
+
+    For a name the default head (1000 classes, 3 input channels) is assumed; for a model its own
+    class count, input channels and ``features_only`` are used.
+    """
+    if isinstance(name_or_model, str):
+        from mixnet.registry import get_entry
+
+        return config_complexity(get_entry(name_or_model).config, img_size)
+    m = name_or_model
+    if not hasattr(m, "config"):
+        raise TypeError(f"complexity() needs a model name or a MixNet, got {type(m).__name__}")
+    return config_complexity(
+        m.config,
+        img_size,
+        num_classes=getattr(m, "num_classes", 1000),
+        in_chans=m.stem.conv.in_channels,
+        features_only=getattr(m, "features_only", False),
+    )

@@ -1,0 +1,115 @@
+"""MixConv: one convolution whose channel groups use different kernel sizes.
+
+From "MixConv: Mixed Depthwise Convolutional Kernels" (Tan & Le, 2019), section 3. The same module
+also gives MixNet's grouped 1x1 convolutions (``a1.1`` / ``p1.1`` in the block strings): input and
+output channels split into groups, one convolution per group, outputs concatenated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from mixnet.layers.padding import Padding, create_conv2d
+
+Split = Literal["equal", "exponential"]
+
+
+def split_channels(channels: int, groups: int, method: Split = "equal") -> list[int]:
+    """Splits ``channels`` into ``groups`` parts.
+
+    ``equal``: ``channels // groups`` each, the remainder to the FIRST group (as TF and timm).
+    ``exponential``: each group half the previous one, the last takes the rest (paper section 3.3:
+    32 channels in 4 groups -> 16, 8, 4, 4).
+
+    Raises:
+        ValueError: for an unknown method or when a group would get no channel.
+    """
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    if method == "equal":
+        sizes = [channels // groups] * groups
+        sizes[0] += channels - sum(sizes)
+    elif method == "exponential":
+        sizes = [channels // 2 ** (i + 1) for i in range(groups - 1)]
+        sizes.append(channels - sum(sizes))
+    else:
+        raise ValueError(f"split must be 'equal' or 'exponential', got {method!r}")
+    if min(sizes) < 1:
+        raise ValueError(f"cannot split {channels} channels into {groups} {method} groups: {sizes}")
+    return sizes
+
+
+class MixConv2d(nn.Module):
+    """Mixed convolution: channel group ``i`` is convolved with ``kernel_size[i]``.
+
+    With ``depthwise=True`` (the MixConv of the paper) input and output channels are equal and every
+    group is a depthwise convolution. With ``depthwise=False`` each group is a dense convolution from
+    its input slice to its output slice, which with 1x1 kernels is MixNet's grouped pointwise conv.
+    A single kernel size gives a plain (depthwise) convolution with no split or concatenation.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels (must equal ``in_channels`` when depthwise).
+        kernel_size: one size per group, or an int for a single group.
+        stride: stride of every group.
+        dilation: dilation of every group.
+        depthwise: depthwise groups (MixConv) or dense groups (grouped pointwise conv).
+        split: ``equal`` or ``exponential`` channel split.
+        padding: ``symmetric`` (PyTorch) or ``same`` (TensorFlow "SAME").
+        dilated: the paper's dilated alternative: a kernel k > 3 becomes a 3x3 with dilation
+            ``(k - 1) // 2``, keeping its receptive field at fewer weights.
+        bias: add a bias to every group.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        *,
+        stride: int = 1,
+        dilation: int = 1,
+        depthwise: bool = True,
+        split: Split = "equal",
+        padding: Padding = "symmetric",
+        dilated: bool = False,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        kernel_sizes = [kernel_size] if isinstance(kernel_size, int) else list(kernel_size)
+        if not kernel_sizes or any(k < 1 for k in kernel_sizes):
+            raise ValueError(f"kernel sizes must be positive, got {kernel_size!r}")
+        if depthwise and in_channels != out_channels:
+            raise ValueError(f"a depthwise MixConv needs in == out channels, got {in_channels} -> {out_channels}")
+        if dilated and dilation != 1:
+            raise ValueError("dilated=True sets each group's dilation; leave dilation at 1")
+        self.in_splits = split_channels(in_channels, len(kernel_sizes), split)
+        self.out_splits = self.in_splits if depthwise else split_channels(out_channels, len(kernel_sizes), split)
+        self.kernel_sizes = kernel_sizes
+        self.depthwise = depthwise
+        self.convs = nn.ModuleList()
+        for k, c_in, c_out in zip(kernel_sizes, self.in_splits, self.out_splits, strict=True):
+            k_eff, d = (3, (k - 1) // 2) if dilated and k > 3 else (k, dilation)
+            self.convs.append(
+                create_conv2d(
+                    c_in,
+                    c_out,
+                    k_eff,
+                    stride=stride,
+                    dilation=d,
+                    groups=c_in if depthwise else 1,
+                    padding=padding,
+                    bias=bias,
+                )
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolves each channel group with its own kernel and concatenates the results."""
+        if len(self.convs) == 1:
+            return self.convs[0](x)
+        parts = torch.split(x, self.in_splits, dim=1)
+        return torch.cat([conv(p) for conv, p in zip(self.convs, parts, strict=True)], dim=1)

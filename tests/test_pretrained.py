@@ -1,0 +1,103 @@
+"""Loading local checkpoints (timm and mixnet format) and the offline path for hub weights."""
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+import mixnet
+from mixnet.pretrained import CheckpointError
+
+
+def _timm_weights(name="mixnet_s"):
+    ref = timm.create_model(name).eval()
+    for m in ref.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2.0)
+    return ref
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_local_timm_checkpoint_gives_timm_logits(tmp_path, suffix):
+    ref = _timm_weights()
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".pth":
+        torch.save({"state_dict": ref.state_dict()}, path)
+    else:
+        save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    ours = mixnet.create_model("mixnet_s", pretrained=path).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert (ours(x) - ref(x)).abs().max() <= 1e-4
+
+
+def test_local_mixnet_checkpoint_round_trips(tmp_path):
+    a = mixnet.create_model("tf_mixnet_s", num_classes=7)
+    path = tmp_path / "ours.safetensors"
+    save_file(a.state_dict(), str(path))
+    b = mixnet.create_model("tf_mixnet_s", num_classes=7, pretrained=str(path))
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_wrong_architecture_names_keys_and_shapes(tmp_path):
+    path = tmp_path / "m.pth"
+    torch.save(mixnet.create_model("mixnet_m").state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"shape mismatch: stem\.conv\.weight: checkpoint \(24, 3, 3, 3\)"):
+        mixnet.create_model("mixnet_s", pretrained=path)
+
+
+def test_wrong_class_count_names_classifier(tmp_path):
+    path = tmp_path / "c.pth"
+    torch.save(mixnet.create_model("mixnet_s", num_classes=10).state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"classifier\.weight: checkpoint \(10, 1536\) vs model \(1000, 1536\)"):
+        mixnet.create_model("mixnet_s", pretrained=path)
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        mixnet.create_model("mixnet_s", pretrained=bad)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        mixnet.create_model("mixnet_s", pretrained=tmp_path / "nope.safetensors")
+
+
+def test_pickled_code_is_never_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("import sys; sys.exit(99)",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="cannot read"):
+        mixnet.create_model("mixnet_s", pretrained=path)
+
+
+def test_hub_weights_offline_says_what_to_do(monkeypatch):
+    pytest.importorskip("huggingface_hub")
+    import huggingface_hub
+
+    def fail(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fail)
+    with pytest.raises(RuntimeError, match=r"timm/mixnet_s\.ft_in1k.*pretrained='path/to/model\.safetensors'"):
+        mixnet.create_model("mixnet_s", pretrained=True)
+
+
+def test_hub_weights_adapt_to_new_head(monkeypatch, tmp_path):
+    """pretrained=True with another class count / channel count keeps the backbone weights."""
+    pytest.importorskip("huggingface_hub")
+    import huggingface_hub
+
+    ref = _timm_weights()
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: str(path))
+    model = mixnet.create_model("mixnet_s", pretrained=True, num_classes=5, in_chans=1)
+    assert torch.equal(model.stages[2][0].dw_conv.convs[1].weight, ref.blocks[2][0].conv_dw["1"].weight)
+    assert torch.allclose(model.stem.conv.weight, ref.conv_stem.weight.sum(1, keepdim=True))
+    assert model.classifier.out_features == 5
+    feats = mixnet.create_model("mixnet_s", pretrained=True, features_only=True)
+    assert torch.equal(feats.stem.conv.weight, ref.conv_stem.weight)
