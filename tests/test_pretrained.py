@@ -101,3 +101,11 @@ def test_hub_weights_adapt_to_new_head(monkeypatch, tmp_path):
     assert model.classifier.out_features == 5
     feats = mixnet.create_model("mixnet_s", pretrained=True, features_only=True)
     assert torch.equal(feats.stem.conv.weight, ref.conv_stem.weight)
+
+
+def test_local_file_into_backbone_drops_only_the_head(tmp_path):
+    ref = _timm_weights()
+    path = tmp_path / "w.pth"
+    torch.save(ref.state_dict(), path)
+    feats = mixnet.create_model("mixnet_s", pretrained=path, features_only=True)
+    assert torch.equal(feats.stages[5][2].project_bn.running_var, ref.blocks[5][2].bn3.running_var)

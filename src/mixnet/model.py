@@ -7,6 +7,7 @@ pool, dropout, linear classifier.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import OrderedDict
 
@@ -74,23 +75,9 @@ def expand_rows(stage: tuple[BlockArgs, ...]) -> list[BlockArgs]:
     """Unrolls the rows of a stage into one BlockArgs per block (only the first of a row strides)."""
     blocks = []
     for row in stage:
-        for r in range(row.repeats):
-            blocks.append(
-                row
-                if r == 0
-                else BlockArgs(
-                    1,
-                    row.kernel_sizes,
-                    row.expand_groups,
-                    row.project_groups,
-                    1,
-                    row.expand_ratio,
-                    row.out_channels,
-                    row.out_channels,
-                    row.se_ratio,
-                    row.swish,
-                )
-            )
+        blocks.append(dataclasses.replace(row, repeats=1))
+        rest = dataclasses.replace(row, repeats=1, stride=1, in_channels=row.out_channels)
+        blocks.extend([rest] * (row.repeats - 1))
     return blocks
 
 

@@ -75,13 +75,19 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], s
         raise CheckpointError("\n".join(lines))
 
 
+def to_mixnet_format(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Converts a timm-format state dict to ours; one in our format is returned as it is."""
+    if not is_timm_state_dict(state_dict):
+        return dict(state_dict)
+    try:
+        return from_timm(state_dict)
+    except KeyError as e:
+        raise CheckpointError(f"{source} looks like a timm checkpoint but is not a MixNet: {e}") from e
+
+
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Loads a timm- or mixnet-format state dict into ``model``, strictly, after checking it."""
-    if is_timm_state_dict(state_dict):
-        try:
-            state_dict = from_timm(state_dict)
-        except KeyError as e:
-            raise CheckpointError(f"{source} looks like a timm checkpoint but is not a MixNet: {e}") from e
+    state_dict = to_mixnet_format(state_dict, source)
     check_state_dict(model, state_dict, source)
     model.load_state_dict(state_dict)
 
@@ -106,13 +112,18 @@ def _download(entry: ModelEntry) -> str:
         ) from e
 
 
+def _drop_absent_head(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drops head/classifier weights the model does not have (features_only, or num_classes=0)."""
+    own = model.state_dict()
+    return {k: v for k, v in state_dict.items() if k in own or not k.startswith(("head.", "classifier."))}
+
+
 def _adapt_for_model(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Fits ImageNet weights to another class count or input channel count (hub weights only)."""
     own = model.state_dict()
-    for key in [k for k in state_dict if k.startswith(("head.", "classifier."))]:
-        if key not in own:  # no classifier (num_classes=0) or no head (features_only)
-            state_dict.pop(key)
-        elif own[key].shape != state_dict[key].shape:  # another class count: keep the fresh init
+    state_dict = _drop_absent_head(model, state_dict)
+    for key in ("classifier.weight", "classifier.bias"):
+        if key in state_dict and own[key].shape != state_dict[key].shape:  # another class count: fresh init
             state_dict[key] = own[key]
     w = state_dict.get("stem.conv.weight")
     if w is not None and w.shape[1] != own["stem.conv.weight"].shape[1]:
@@ -128,8 +139,8 @@ def load_pretrained(model: nn.Module, entry: ModelEntry, pretrained: bool | str 
     if pretrained is True:
         from safetensors.torch import load_file
 
-        state_dict = load_file(_download(entry))
-        state_dict = from_timm(state_dict) if is_timm_state_dict(state_dict) else state_dict
+        state_dict = to_mixnet_format(load_file(_download(entry)), entry.hf_hub_id)
         load_weights(model, _adapt_for_model(model, state_dict), entry.hf_hub_id)
     else:
-        load_weights(model, read_state_dict(pretrained), str(pretrained))
+        state_dict = to_mixnet_format(read_state_dict(pretrained), str(pretrained))
+        load_weights(model, _drop_absent_head(model, state_dict), str(pretrained))
