@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order ``mixnet --help`` lists them.
-COMMANDS = ["info"]
+COMMANDS = ["info", "eval", "predict", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixnet`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line as given, for reports that say how to reproduce them
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -1,0 +1,117 @@
+"""Evaluation: top-1/top-5 accuracy, cross-entropy and throughput of a classifier over a DataLoader.
+
+A thin engine in the style of ConvNeXt's ``engine.evaluate`` and timm's ``validate.py``: accuracies in
+percent, the loss as plain (unsmoothed) mean cross-entropy, optional autocast and channels_last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else the CPU; other names are passed to ``torch.device``."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(name)!r} requested but CUDA is not available")
+    return device
+
+
+def amp_dtype_from_name(name: str | None) -> torch.dtype | None:
+    """``None``/``"none"`` -> None, ``"bf16"``/``"bfloat16"`` and ``"fp16"``/``"float16"`` -> the dtype."""
+    table = {None: None, "none": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    table |= {"fp16": torch.float16, "float16": torch.float16}
+    if name not in table:
+        raise ValueError(f"unknown amp dtype {name!r}; use none, bf16 or fp16")
+    return table[name]
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    device: str | torch.device = "cpu",
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    progress: bool = True,
+) -> dict[str, float | int]:
+    """Top-1, top-k (k = min(5, classes)) accuracy in percent, mean cross-entropy and images/s.
+
+    Args:
+        model: a classifier returning logits (N, classes); moved to ``device``, put in eval mode for the run
+            and restored to its mode after.
+            With ``channels_last`` it is converted to that memory format in place.
+        loader: yields (images, int labels) batches.
+        device: where to run.
+        amp_dtype: autocast dtype (``torch.bfloat16``/``torch.float16``), or None for full precision.
+        channels_last: run in NHWC memory format (often faster on CPUs and tensor cores).
+        progress: show a tqdm bar.
+
+    Returns:
+        ``{"top1", "top5" (or "top<k>" when fewer than 5 classes), "k", "loss", "n", "images_per_s",
+        "model_images_per_s", "seconds"}``. ``images_per_s`` counts the whole loop (data loading
+        included); ``model_images_per_s`` only host-to-device copy and forward.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval().to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    )
+    n, correct1, correctk, loss_sum, model_s, k = 0, 0, 0, 0.0, 0.0, None
+    bar = tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False)
+    start = time.perf_counter()
+    try:
+        for images, targets in bar:
+            _sync(device)
+            t0 = time.perf_counter()
+            images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            targets = targets.to(device, non_blocking=True)
+            with autocast:
+                logits = model(images)
+            logits = logits.float()  # loss and softmax in fp32 even under autocast
+            _sync(device)
+            model_s += time.perf_counter() - t0
+            if k is None:
+                k = min(5, logits.shape[1])
+            loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+            top = logits.topk(k, dim=1).indices
+            hits = top == targets[:, None]
+            correct1 += hits[:, 0].sum().item()
+            correctk += hits.any(dim=1).sum().item()
+            n += len(targets)
+            bar.set_postfix(top1=f"{100 * correct1 / n:.2f}")
+    finally:
+        bar.close()
+        model.train(was_training)
+    seconds = time.perf_counter() - start
+    if n == 0:
+        raise ValueError("the loader yielded no images to evaluate")
+    return {
+        "top1": 100.0 * correct1 / n,
+        f"top{k}": 100.0 * correctk / n,
+        "k": k,
+        "loss": loss_sum / n,
+        "n": n,
+        "images_per_s": n / seconds,
+        "model_images_per_s": n / model_s if model_s > 0 else float("inf"),
+        "seconds": seconds,
+    }

@@ -1,0 +1,146 @@
+"""Prediction: image files or folders -> the top-k classes with their probabilities.
+
+Images go through the same eval transform as ``mixnet eval`` (resize, center crop, normalise). A file that
+cannot be read is named in a warning and skipped, so one bad file never loses the others' results.
+The ImageNet class names shipped with the package (``imagenet_classes.txt``) are torchvision's list, in
+the standard class-index order used by timm's and torchvision's 1000-class weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from tqdm.auto import tqdm
+
+
+@functools.cache
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names in index order."""
+    text = resources.files("mixnet").joinpath("imagenet_classes.txt").read_text(encoding="utf-8")
+    names = [line for line in text.splitlines() if line]
+    if len(names) != 1000:
+        raise RuntimeError(f"imagenet_classes.txt holds {len(names)} names, not 1000: the package is damaged")
+    return names
+
+
+def list_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Expands files and folders (searched recursively for image extensions, sorted) into image paths.
+
+    A file given by name is kept whatever its extension, so a bad one is reported rather than ignored.
+
+    Raises:
+        FileNotFoundError: an input that does not exist.
+        ValueError: no image files at all.
+    """
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(IMG_EXTENSIONS))
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise FileNotFoundError(f"{str(p)!r} does not exist")
+    if not paths:
+        raise ValueError(f"no image files in {[str(i) for i in inputs]}")
+    return paths
+
+
+def _load(path: Path, transform: Callable) -> torch.Tensor:
+    with Image.open(path) as img:
+        return transform(img.convert("RGB"))
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module,
+    paths: Sequence[str | Path],
+    *,
+    transform: Callable,
+    class_names: Sequence[str] | None = None,
+    topk: int = 5,
+    device: str | torch.device = "cpu",
+    batch_size: int = 32,
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Top-k predictions for each readable image.
+
+    Args:
+        model: a classifier returning logits; run in eval mode (its mode is restored after).
+        paths: image files.
+        transform: PIL image -> normalised tensor (e.g. :func:`mixnet.data.eval_transform`).
+        class_names: names in class-index order; default the index as a string.
+        topk: how many classes per image (capped at the class count).
+        device: where to run.
+        batch_size: images per forward pass.
+        amp_dtype: autocast dtype, or None for full precision.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``(results, failed)``: one ``{"path", "top": [{"index", "class", "prob"}, ...]}`` per readable image
+        in input order, and ``(path, reason)`` of each unreadable one (also warned about).
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval().to(device)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    )
+    results: list[dict] = []
+    failed: list[tuple[str, str]] = []
+    bar = tqdm(total=len(paths), desc="predict", unit="img", disable=not progress, leave=False)
+    try:
+        for start in range(0, len(paths), batch_size):
+            batch, ok = [], []
+            for p in paths[start : start + batch_size]:
+                try:
+                    batch.append(_load(Path(p), transform))
+                    ok.append(str(p))
+                except Exception as e:  # noqa: BLE001 - any unreadable image is skipped the same way
+                    reason = f"{type(e).__name__}: {e}"
+                    warnings.warn(f"skipping {str(p)!r}: {reason}", stacklevel=2)
+                    failed.append((str(p), reason))
+            bar.update(len(paths[start : start + batch_size]))
+            if not batch:
+                continue
+            with autocast:
+                logits = model(torch.stack(batch).to(device))
+            probs = logits.float().softmax(dim=1)
+            if class_names is not None and len(class_names) != probs.shape[1]:
+                raise ValueError(f"{len(class_names)} class names for a model with {probs.shape[1]} outputs")
+            values, indices = probs.topk(min(topk, probs.shape[1]), dim=1)
+            for path, vs, ix in zip(ok, values.tolist(), indices.tolist(), strict=True):
+                top = [
+                    {"index": i, "class": class_names[i] if class_names is not None else str(i), "prob": v}
+                    for v, i in zip(vs, ix, strict=True)
+                ]
+                results.append({"path": path, "top": top})
+    finally:
+        bar.close()
+        model.train(was_training)
+    return results, failed
+
+
+def format_table(results: Sequence[dict]) -> str:
+    """Predictions as a plain-text table: one row per image and rank."""
+    rows = [("image", "rank", "class", "prob")]
+    for r in results:
+        for rank, t in enumerate(r["top"], 1):
+            rows.append((r["path"] if rank == 1 else "", str(rank), t["class"], f"{t['prob']:.4f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i != 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    )
