@@ -1,0 +1,289 @@
+"""Side-by-side speed of MixNet implementations on this machine (``mixnet bench``).
+
+Contenders run interleaved in one process (each round runs every contender once; medians over
+rounds), as /work/shared/BENCHMARKING.md asks: absolute times on shared machines move by tens of
+percent, ratios measured this way hold. A second copy of one contender ("A vs A") shows how much of a
+ratio is noise. timm and ONNX Runtime are needed here only: ``pip install 'mixnet[bench]'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mixnet.complexity import complexity
+from mixnet.registry import create_model
+from mixnet.timing import interleaved_medians
+
+INFERENCE_CONTENDERS = (
+    "timm eager",
+    "timm eager (A/A)",
+    "timm ORT",
+    "ours eager",
+    "ours optimized",
+    "ours ORT fp32",
+    "ours ORT int8",
+)
+
+
+@dataclass
+class Row:
+    """One measured contender at one model and batch size."""
+
+    kind: str
+    model: str
+    contender: str
+    batch: int
+    img_size: int
+    threads: int
+    macs_m: float
+    ms_per_batch: float
+    images_per_s: float
+    vs_timm_eager: float = float("nan")
+
+
+def machine_info(threads: int) -> dict[str, str]:
+    """CPU model, core count, threads used and library versions, for the output header."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": str(os.cpu_count()), "threads": str(threads), "torch": torch.__version__}
+    for mod in ("timm", "onnxruntime"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            info[mod] = "not installed"
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _need(module: str) -> object:
+    try:
+        return __import__(module)
+    except ImportError:
+        raise RuntimeError(f"mixnet bench needs {module}: pip install 'mixnet[bench]'") from None
+
+
+def _torch_runner(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    def run() -> object:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def _ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
+    from mixnet.export import ort_session
+
+    session = ort_session(path, threads)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def inference_contenders(
+    name: str, batch: int, img_size: int, threads: int, workdir: Path, *, int8: bool = True
+) -> dict[str, Callable[[], object]]:
+    """Builds every inference contender for one model and batch size (exports go to ``workdir``)."""
+    timm = _need("timm")
+    _need("onnxruntime")
+    from mixnet.export import to_onnx
+    from mixnet.optimize import optimize_for_inference
+
+    x = torch.randn(batch, 3, img_size, img_size)
+    ref = timm.create_model(name).eval()
+    ours = create_model(name).eval()
+    onnx_dir = workdir / name
+    timm_onnx, ours_onnx = onnx_dir / "timm.onnx", onnx_dir / "ours.onnx"
+    if not timm_onnx.exists():
+        to_onnx(ref, timm_onnx, img_size=img_size, optimize=False, threads=threads)
+        to_onnx(ours, ours_onnx, img_size=img_size, optimize=True, threads=threads)
+    optimized = optimize_for_inference(ours, img_size=img_size)
+    out = {
+        "timm eager": _torch_runner(ref, x),
+        "timm eager (A/A)": _torch_runner(ref, x),
+        "timm ORT": _ort_runner(timm_onnx, x, threads),
+        "ours eager": _torch_runner(ours, x),
+        "ours optimized": _torch_runner(optimized, x.contiguous(memory_format=torch.channels_last)),
+        "ours ORT fp32": _ort_runner(ours_onnx, x, threads),
+    }
+    if int8:
+        from mixnet.quantize import quantize_onnx
+
+        int8_path = onnx_dir / "ours.int8.onnx"
+        if not int8_path.exists():
+            quantize_onnx(ours_onnx, int8_path, calibration=_calibration_batches(img_size))
+        out["ours ORT int8"] = _ort_runner(int8_path, x, threads)
+    return out
+
+
+def _calibration_batches(img_size: int, n: int = 64) -> list[np.ndarray]:
+    """Calibration inputs for the int8 speed contender: random images (only speed is measured here)."""
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(8, 3, img_size, img_size, generator=g).numpy() for _ in range(n // 8)]
+
+
+def bench_inference(
+    models: Sequence[str] = ("mixnet_s", "mixnet_m", "mixnet_l"),
+    batches: Sequence[int] = (1, 8),
+    *,
+    img_size: int = 224,
+    threads: int = 2,
+    rounds: int = 9,
+    iters: int = 2,
+    int8: bool = True,
+    workdir: str | Path | None = None,
+    progress: bool = True,
+) -> list[Row]:
+    """Images/s of every contender in :data:`INFERENCE_CONTENDERS`, interleaved per model and batch."""
+    torch.set_num_threads(threads)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(workdir) if workdir else Path(tmp)
+        for name in models:
+            macs = complexity(name, img_size).macs / 1e6
+            for batch in batches:
+                if progress:
+                    print(f"bench: {name} batch {batch} ...", flush=True)
+                contenders = inference_contenders(name, batch, img_size, threads, work, int8=int8)
+                medians = interleaved_medians(contenders, rounds=rounds, iters=iters, pause_s=0.05, progress=progress)
+                rows += _rows("inference", name, batch, img_size, threads, macs, medians, "timm eager")
+    return rows
+
+
+def _rows(kind: str, name: str, batch: int, img_size: int, threads: int, macs: float, medians: dict, base: str):
+    return [
+        Row(kind, name, c, batch, img_size, threads, round(macs, 1), s * 1e3, batch / s, medians[base] / s)
+        for c, s in medians.items()
+    ]
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def bench_training(
+    models: Sequence[str] = ("mixnet_s",),
+    settings: Sequence[tuple[int, int]] = ((32, 224), (128, 64)),
+    *,
+    threads: int = 2,
+    rounds: int = 5,
+    channels_last: bool = False,
+    progress: bool = True,
+) -> list[Row]:
+    """Training images/s (forward + backward + SGD step) of ours vs timm, per (batch, img_size)."""
+    timm = _need("timm")
+    torch.set_num_threads(threads)
+    rows: list[Row] = []
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for name in models:
+        for batch, size in settings:
+            if progress:
+                print(f"bench: training {name} batch {batch} at {size}px ...", flush=True)
+            x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
+            y = torch.randint(0, 1000, (batch,))
+            nets = {
+                "timm": timm.create_model(name).train().to(memory_format=fmt),
+                "timm (A/A)": timm.create_model(name).train().to(memory_format=fmt),
+                "ours": create_model(name).train().to(memory_format=fmt),
+            }
+            steps = {k: _train_step(m, x, y) for k, m in nets.items()}
+            medians = interleaved_medians(steps, rounds=rounds, iters=1, warmup=1, progress=progress)
+            macs = complexity(name, size).macs / 1e6
+            rows += _rows("training", name, batch, size, threads, macs, medians, "timm")
+    return rows
+
+
+def write_outputs(rows: list[Row], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
+    """Writes ``bench.csv``, ``bench.md`` and (for inference rows) ``bench.png``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "bench.csv", "md": out / "bench.md"}
+    with open(paths["csv"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[fld.name for fld in dataclasses.fields(Row)])
+        w.writeheader()
+        w.writerows(dataclasses.asdict(r) for r in rows)
+    paths["md"].write_text(format_markdown(rows, info, command))
+    if any(r.kind == "inference" for r in rows):
+        paths["png"] = out / "bench.png"
+        plot(rows, paths["png"], info)
+    return paths
+
+
+def format_markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
+    """Markdown: the machine, the command, and one table per kind (images/s and ratio to timm)."""
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {info['cpu']} ({info['cores']} cores, {info['threads']} threads); "
+        + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("cpu", "cores", "threads")),
+        "",
+        f"Command: `{command}`",
+        "",
+        "Medians of interleaved rounds; ratio = contender images/s over timm eager (NCHW) in the same run. "
+        "The A/A row is timm measured twice: its distance from 1.00 is the noise.",
+    ]
+    for kind in dict.fromkeys(r.kind for r in rows):
+        lines += [
+            "",
+            f"### {kind}",
+            "",
+            "| model | batch | px | contender | images/s | ms/batch | vs timm |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in (r for r in rows if r.kind == kind):
+            lines.append(
+                f"| {r.model} | {r.batch} | {r.img_size} | {r.contender} | {r.images_per_s:.1f} | "
+                f"{r.ms_per_batch:.1f} | {r.vs_timm_eager:.2f}x |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[Row], path: Path, info: dict[str, str]) -> None:
+    """Images/s against MACs, one line per contender, one panel per batch size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inf = [r for r in rows if r.kind == "inference" and "(A/A)" not in r.contender]  # the A/A row is in the table
+    batches = sorted({r.batch for r in inf})
+    fig, axes = plt.subplots(1, len(batches), figsize=(6 * len(batches), 4.5), squeeze=False)
+    for ax, batch in zip(axes[0], batches, strict=True):
+        for contender in dict.fromkeys(r.contender for r in inf):
+            pts = sorted(
+                (r.macs_m, r.images_per_s, r.model) for r in inf if r.batch == batch and r.contender == contender
+            )
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=contender)
+        for macs, _, model in sorted({(r.macs_m, 0, r.model) for r in inf if r.batch == batch}):
+            ax.annotate(model, (macs, 0), xytext=(0, 4), textcoords="offset points", fontsize=8, ha="center")
+        ax.set(xlabel=f"MACs at {inf[0].img_size}px (M)", ylabel="images/s", title=f"batch {batch}", ylim=(0, None))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"MixNet inference on {info['cpu']}, {info['threads']} threads")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,54 @@
+"""Interleaved timing of several contenders, the way /work/shared/BENCHMARKING.md asks for it.
+
+Shared machines move absolute times by tens of percent; a ratio measured with the contenders
+interleaved (each round runs every contender once, medians over rounds) holds. Used by the benchmark
+scripts and by ``mixnet quantize`` for its speed-up figure.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+
+from tqdm import tqdm
+
+
+def interleaved_medians(
+    contenders: Mapping[str, Callable[[], object]],
+    *,
+    rounds: int = 15,
+    iters: int = 3,
+    warmup: int = 3,
+    pause_s: float = 0.0,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Median seconds per call of each contender, measured in interleaved rounds.
+
+    Args:
+        contenders: name -> a zero-argument callable doing one unit of work (e.g. one forward pass).
+        rounds: rounds; in each, every contender runs ``iters`` times back to back.
+        iters: calls per contender per round (their mean is the round's time).
+        warmup: untimed calls of each contender before the first round.
+        pause_s: sleep between contenders, so a thread pool that is still spinning from one does not
+            slow the next.
+        progress: show a tqdm bar over rounds.
+
+    Raises:
+        ValueError: no contenders, or rounds/iters below 1.
+    """
+    if not contenders or rounds < 1 or iters < 1:
+        raise ValueError("need at least one contender, rounds >= 1 and iters >= 1")
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in tqdm(range(rounds), desc="timing", disable=not progress, leave=False):
+        for name, fn in contenders.items():
+            if pause_s:
+                time.sleep(pause_s)
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / iters)
+    return {name: statistics.median(s) for name, s in samples.items()}
