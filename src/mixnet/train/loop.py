@@ -1,0 +1,379 @@
+"""``train(config) -> TrainResult``: the whole run, from data and model to checkpoints, metrics and export.
+
+The layout follows ConvNeXt's ``main.py`` (build everything, resume, loop over epochs calling the engine,
+evaluate, save) with the pieces in their own modules. Checkpoints are written at the end of every epoch;
+a resume restores model, EMA, optimizer, schedule, grad scaler, every process's RNG state and the epoch,
+so with ``deterministic=True`` a run killed and resumed ends with the same weights as one never stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from mixnet.data import build_datasets, eval_transform, train_transform
+from mixnet.evaluate import evaluate
+from mixnet.pretrained import CheckpointError, check_state_dict
+from mixnet.registry import create_model
+from mixnet.train.checkpoint import export_safetensors, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mixnet.train.config import TrainConfig
+from mixnet.train.distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, init_distributed
+from mixnet.train.ema import create_ema
+from mixnet.train.engine import StepContext, create_mix_fn, train_one_epoch
+from mixnet.train.optim import create_optimizer
+from mixnet.train.report import MetricsLogger, plot_curves
+from mixnet.train.schedule import LrFactor, create_scheduler
+
+CHECKPOINT_NAME = "last.pth"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        run_dir: the run folder.
+        checkpoint: the last training checkpoint.
+        weights: the exported .safetensors (EMA weights when the run has an EMA).
+        class_names: class names in index order.
+        history: one metrics row per epoch (this run's and, after a resume, the earlier ones).
+        seconds: wall time of this call.
+    """
+
+    run_dir: Path
+    checkpoint: Path
+    weights: Path
+    class_names: list[str]
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def final(self) -> dict:
+        """The last epoch's metrics."""
+        return self.history[-1] if self.history else {}
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device`` (None: full precision); unsupported choices raise."""
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if amp == "none":
+        return None
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp fp16 needs a CUDA device; use --amp bf16 or none on the CPU")
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("this GPU does not support bf16; use --amp fp16")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
+    """The model the config describes, with the paper's BN settings and optional initial weights."""
+    overrides = {k: v for k in ("width_mult", "head_channels") if (v := getattr(config, k)) is not None}
+    pretrained: bool | str = False
+    if config.pretrained:
+        pretrained = True if config.pretrained == "hub" else config.pretrained
+    model = create_model(
+        config.model,
+        pretrained=pretrained,
+        num_classes=num_classes,
+        drop_rate=config.drop_rate,
+        drop_path_rate=config.drop_path_rate,
+        bn_momentum=config.bn_momentum,
+        bn_eps=config.bn_eps,
+        **overrides,
+    )
+    if config.head_init_scale != 1.0 and not config.pretrained and isinstance(model.classifier, torch.nn.Linear):
+        with torch.no_grad():
+            model.classifier.weight.mul_(config.head_init_scale)
+            model.classifier.bias.mul_(config.head_init_scale)
+    return model
+
+
+def check_resume(ckpt: dict, path: str, config: TrainConfig, class_names: list[str], model: torch.nn.Module) -> None:
+    """Raises CheckpointError naming the mismatch when ``ckpt`` cannot continue this run."""
+    if ckpt["model_name"] != config.model:
+        raise CheckpointError(
+            f"checkpoint {path!r} is from a {ckpt['model_name']} run, but this run builds {config.model}"
+        )
+    saved = list(ckpt.get("class_names") or [])
+    if saved != list(class_names):
+        raise CheckpointError(
+            f"checkpoint {path!r} has {len(saved)} classes {saved[:10]}, but the data has {len(class_names)} "
+            f"classes {list(class_names)[:10]}"
+        )
+    check_state_dict(model, ckpt["model"], f"checkpoint {path!r}")
+
+
+def _run_dir(config: TrainConfig, info: DistInfo) -> Path:
+    if config.output:
+        path = Path(config.output)
+    elif config.resume:
+        path = Path(config.resume).parent
+    else:
+        path = Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(broadcast_object(str(path), info))  # one folder even if the ranks' clocks differ
+
+
+def _gather_rng(info: DistInfo) -> list[dict]:
+    state = rng_state()
+    if not info.distributed:
+        return [state]
+    states: list = [None] * info.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def _restore_rng(states: list[dict], info: DistInfo, seed: int) -> None:
+    if len(states) == info.world_size:
+        set_rng_state(states[info.rank])
+    else:
+        warnings.warn(
+            f"the checkpoint holds RNG states of {len(states)} process(es), this run has {info.world_size}: "
+            "reseeding (the run continues, but not bit-exactly as it would have)",
+            stacklevel=3,
+        )
+        torch.manual_seed(seed + 7919 * (info.rank + 1))
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Trains a MixNet as ``config`` says; under torchrun, every process calls this.
+
+    Returns:
+        The run's :class:`TrainResult` (on every rank; only rank 0 writes files).
+
+    Raises:
+        ValueError: a bad option or data folder.
+        mixnet.pretrained.CheckpointError: a ``resume``/``pretrained`` checkpoint that does not fit.
+        mixnet.train.engine.NonFiniteLossError: the loss became NaN/inf (the last checkpoint is kept).
+        OSError: a checkpoint could not be written (the previous one is kept).
+    """
+    config.validate()
+    start = time.perf_counter()
+    info = init_distributed(config.device)
+    was_deterministic, was_threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    logger = None
+    try:
+        if config.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed + info.rank)
+        ckpt = load_checkpoint(config.resume) if config.resume else None
+        run_dir = _run_dir(config, info)
+        amp_dtype = resolve_amp(config.amp, info.device)
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config.save(run_dir / "config.json")
+
+        # Data: train/val sets, a sharding sampler (one shard when alone) and per-epoch seeded loaders.
+        train_tf = train_transform(
+            config.img_size,
+            auto_augment=config.auto_augment,
+            hflip=config.hflip,
+            scale=config.crop_scale,
+            interpolation=config.interpolation,
+        )
+        val_tf = eval_transform(config.img_size, crop_pct=config.crop_pct, interpolation=config.interpolation)
+        train_ds, val_ds, class_names = build_datasets(
+            config.data, train_tf=train_tf, val_tf=val_tf, val_fraction=config.val_fraction, seed=config.seed
+        )
+        sampler = DistributedSampler(
+            train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed, drop_last=True
+        )
+        loader_gen = torch.Generator()
+        pin = info.device.type == "cuda"
+        train_loader = DataLoader(
+            train_ds,
+            batch_size=config.batch_size,
+            sampler=sampler,
+            num_workers=config.workers,
+            pin_memory=pin,
+            drop_last=True,  # BN needs more than one image; equal step counts on every rank
+            generator=loader_gen,
+        )
+        steps_per_epoch = len(train_loader) // config.accum_steps
+        if steps_per_epoch < 1:
+            raise ValueError(
+                f"{len(train_ds)} training images are too few for batch {config.batch_size} x "
+                f"{config.accum_steps} accumulation x {info.world_size} process(es)"
+            )
+        val_loader = DataLoader(
+            val_ds,
+            batch_size=2 * config.batch_size,
+            num_workers=config.workers,
+            pin_memory=pin,
+            generator=torch.Generator().manual_seed(0),
+        )
+
+        # Model, EMA (rank 0 only: it alone evaluates and saves), optimizer, schedule, scaler.
+        model = build_model(config, len(class_names))
+        if ckpt is not None:
+            check_resume(ckpt, config.resume, config, class_names, model)
+            model.load_state_dict(ckpt["model"])
+        fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+        model.to(info.device, memory_format=fmt)
+        ema = create_ema(model, config.ema_decay) if config.ema_decay > 0 and info.is_main else None
+        optimizer = create_optimizer(
+            model,
+            config.opt,
+            config.peak_lr(info.world_size),
+            weight_decay=config.weight_decay,
+            momentum=config.momentum,
+            rms_decay=config.rms_decay,
+            eps=config.opt_eps,
+        )
+        factor = LrFactor(
+            config.sched,
+            steps_per_epoch,
+            config.epochs,
+            warmup_epochs=config.warmup_epochs,
+            decay_epochs=config.decay_epochs,
+            decay_rate=config.decay_rate,
+            min_lr_ratio=config.min_lr_ratio,
+        )
+        scheduler = create_scheduler(optimizer, factor)
+        scaler = torch.amp.GradScaler(info.device.type) if amp_dtype == torch.float16 else None
+        start_epoch = 0
+        if ckpt is not None:
+            start_epoch = int(ckpt["epoch"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            # The schedule's shape comes from this run's config (so --epochs can extend a run); only the
+            # position and base lrs are restored.
+            scheduler.load_state_dict({**ckpt["scheduler"], "lr_lambdas": [None]})
+            if scaler is not None and ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+            if ema is not None:
+                if ckpt.get("model_ema") is None:
+                    warnings.warn("the checkpoint has no EMA weights: the EMA restarts from the model", stacklevel=2)
+                    ema.module.load_state_dict(ckpt["model"])
+                else:
+                    ema.module.load_state_dict(ckpt["model_ema"])
+                ema.n_averaged.fill_(int(ckpt.get("ema_updates", ckpt.get("step", 0))))
+            _restore_rng(ckpt.get("rng") or [], info, config.seed)
+        raw_model = model
+        if info.distributed:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[info.device] if info.device.type == "cuda" else None
+            )
+        if config.compile:
+            model = torch.compile(model)
+
+        ctx = StepContext(
+            optimizer=optimizer,
+            scheduler=scheduler,
+            loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+            dist=info,
+            ema=ema,
+            scaler=scaler,
+            amp_dtype=amp_dtype,
+            accum_steps=config.accum_steps,
+            channels_last=config.channels_last,
+            grad_clip=config.grad_clip,
+            mix_fn=create_mix_fn(config.mixup, config.cutmix, len(class_names)),
+            raw_model=raw_model,
+        )
+        if info.is_main:
+            logger = MetricsLogger(run_dir, start_epoch)
+        checkpoint_path = run_dir / CHECKPOINT_NAME
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            sampler.set_epoch(epoch)
+            # Worker seeds are drawn from this generator: seeding it by epoch makes augmentation with
+            # workers independent of how the run was split into resumed pieces.
+            loader_gen.manual_seed(config.seed * 100_003 + epoch)
+            row: dict = {"epoch": epoch + 1}
+            row |= train_one_epoch(
+                model, train_loader, ctx, epoch=epoch, steps=steps_per_epoch, progress=config.progress
+            )
+            last = epoch + 1 == config.epochs
+            if info.is_main and ((epoch + 1) % config.eval_every == 0 or last):
+                row |= _evaluate(raw_model, ema, val_loader, info.device, amp_dtype, config)
+            rng = _gather_rng(info)
+            if info.is_main:
+                row["epoch_seconds"] = time.perf_counter() - t0
+                row["elapsed_seconds"] = time.perf_counter() - start
+                # Metrics first: a kill during the save leaves a row that the resume drops and redoes.
+                logger.log(row)
+                _print_epoch(row, config.epochs)
+                save_checkpoint(
+                    checkpoint_path,
+                    {
+                        "model": raw_model.state_dict(),
+                        "model_ema": ema.module.state_dict() if ema is not None else None,
+                        "ema_updates": int(ema.n_averaged) if ema is not None else 0,
+                        "class_names": list(class_names),
+                        "model_name": config.model,
+                        "img_size": config.img_size,
+                        "args": config.to_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
+                        "scaler": scaler.state_dict() if scaler is not None else None,
+                        "epoch": epoch + 1,
+                        "step": (epoch + 1) * steps_per_epoch,
+                        "rng": rng,
+                    },
+                )
+            barrier(info)
+
+        weights = run_dir / WEIGHTS_NAME
+        history = logger.rows if logger is not None else []
+        if info.is_main:
+            final = ema.module if ema is not None else raw_model
+            arch = ("width_mult", "head_channels", "bn_eps", "crop_pct", "interpolation")
+            export_safetensors(
+                weights,
+                final.state_dict(),
+                class_names=class_names,
+                model_name=config.model,
+                img_size=config.img_size,
+                extra={k: getattr(config, k) for k in arch},
+            )
+            plot_curves(history, run_dir)
+        barrier(info)
+        return TrainResult(
+            run_dir, checkpoint_path, weights, list(class_names), list(history), time.perf_counter() - start
+        )
+    finally:
+        if logger is not None:
+            logger.close()
+        torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(was_threads)
+        cleanup_distributed()
+
+
+def _evaluate(model, ema, loader, device, amp_dtype, config: TrainConfig) -> dict:
+    row = {}
+    for prefix, net in (("", model), ("ema_", ema.module if ema is not None else None)):
+        if net is None:
+            continue
+        m = evaluate(
+            net,
+            loader,
+            device=device,
+            amp_dtype=amp_dtype,
+            channels_last=config.channels_last,
+            progress=config.progress,
+        )
+        k = m["k"]
+        row |= {f"{prefix}val_top1": m["top1"], f"{prefix}val_top{k}": m[f"top{k}"], f"{prefix}val_loss": m["loss"]}
+    return row
+
+
+def _print_epoch(row: dict, epochs: int) -> None:
+    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {row['train_loss']:.4f}", f"lr {row['lr']:.3g}"]
+    parts.append(f"{row['images_per_s']:.0f} img/s")
+    for key, label in (("val_top1", "val top-1"), ("ema_val_top1", "EMA val top-1")):
+        if key in row:
+            parts.append(f"{label} {row[key]:.2f}%")
+    parts.append(f"{row['epoch_seconds']:.1f}s")
+    print(" | ".join(parts), flush=True)
