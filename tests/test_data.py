@@ -284,3 +284,28 @@ def test_eval_dataset_uses_train_classes_and_val_folder(tmp_path):
     (tmp_path / "only_train" / "train" / "a").mkdir(parents=True)
     with pytest.raises(ValueError, match="no val/"):
         build_eval_dataset(tmp_path / "only_train", val_tf=None)
+
+
+def test_every_image_unreadable_after_verification_names_the_real_count(tmp_path):
+    root = make_folder(tmp_path, {"train": {"a": 3}, "val": {"a": 1}})
+    train, _, _ = build_datasets(root, train_tf=None, val_tf=None)
+    for p, _ in train.samples:
+        Path(p).write_bytes(b"gone bad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(RuntimeError, match=r"cannot read every image of the data set \(3 tried\)"):
+            train[0]
+
+
+def test_excluded_files_are_skipped_unopened(tmp_path, monkeypatch):
+    root = make_folder(tmp_path, {"train": {"a": 2, "b": 2}, "val": {"a": 1, "b": 1}})
+    excluded = str(root / "train" / "b" / "1.png")
+    monkeypatch.setattr(data, "check_image", lambda path: pytest.fail(f"{path} was decoded"))
+    with pytest.warns(UserWarning, match="skipped 1 of 4 file.*1.png \\(bad on rank 0\\)"):
+        train, val, _ = build_datasets(
+            root, train_tf=None, val_tf=None, verify=False, exclude={excluded: "bad on rank 0"}
+        )
+    assert excluded not in [p for p, _ in train.samples] and len(train) == 3 and len(val) == 2
+    assert train.skipped == [(excluded, "bad on rank 0")]
+    with pytest.raises(ValueError, match="1 unreadable image file"):
+        build_datasets(root, train_tf=None, val_tf=None, verify=False, strict=True, exclude={excluded: "bad"})

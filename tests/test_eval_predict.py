@@ -1,5 +1,6 @@
 """Evaluation and prediction: the engine against a plain PyTorch loop, checkpoint metadata, both CLIs."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -302,3 +303,56 @@ def test_imagenet_class_names_agree_with_timm_descriptions():
     # torchvision's list (shipped here) renamed two duplicates; every other name is in timm's description.
     differ = [i for i in range(1000) if names[i].lower() not in info.index_to_description(i).lower()]
     assert differ == [134, 639]  # "crane bird" (vs the machine 517), "maillot tank suit" (vs 638)
+
+
+@pytest.mark.parametrize("world", [3, 9])
+def test_sharded_evaluate_summed_over_processes_equals_one_process(world):
+    import threading
+
+    from mixnet.train.distributed import ShardSampler
+
+    torch.manual_seed(0)
+    model = tiny_model(6)
+    data = torch.utils.data.TensorDataset(torch.randn(7, 3, 16, 16), torch.tensor([0, 1, 2, 3, 4, 5, 0]))
+    whole = evaluate(model, torch.utils.data.DataLoader(data, batch_size=4), progress=False)
+    # Simulated processes in threads; sum_across plays all_reduce (with 9 of them, two shards are empty).
+    barrier, parts, results = threading.Barrier(world), [None] * world, [None] * world
+
+    def reduce(rank: int, t: torch.Tensor) -> torch.Tensor:
+        parts[rank] = t.clone()
+        barrier.wait()
+        return torch.stack(parts).sum(0)
+
+    def run(rank: int) -> None:
+        loader = torch.utils.data.DataLoader(data, batch_size=4, sampler=ShardSampler(len(data), rank, world))
+        results[rank] = evaluate(copy.deepcopy(model), loader, progress=False, sum_across=lambda t: reduce(rank, t))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(i for r in range(world) for i in ShardSampler(7, r, world)) == list(range(7))
+    for m in results:
+        assert (m["n"], m["k"], m["top1"], m["top5"]) == (whole["n"], whole["k"], whole["top1"], whole["top5"])
+        assert m["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+
+
+def test_runtime_device_and_amp_rules(monkeypatch):
+    from mixnet import runtime
+
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
+    assert runtime.amp_dtype("none") is None and runtime.amp_dtype(None) is None
+    assert runtime.amp_dtype("bf16") == runtime.amp_dtype("bfloat16") == torch.bfloat16
+    assert runtime.amp_dtype("fp16") == torch.float16
+    assert runtime.amp_dtype("auto", torch.device("cpu")) is None  # full precision on the CPU
+    with pytest.raises(ValueError, match="unknown amp dtype 'fp8'"):
+        runtime.amp_dtype("fp8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device 'cuda:1' requested but CUDA is not available"):
+        runtime.resolve_device("cuda", local_rank=1)
+    assert runtime.resolve_device("auto") == torch.device("cpu")
+    with runtime.autocast(torch.device("cpu"), torch.bfloat16):
+        assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+    with runtime.autocast(torch.device("cpu"), None):
+        assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32

@@ -109,3 +109,25 @@ def test_local_file_into_backbone_drops_only_the_head(tmp_path):
     torch.save(ref.state_dict(), path)
     feats = mixnet.create_model("mixnet_s", pretrained=path, features_only=True)
     assert torch.equal(feats.stages[5][2].project_bn.running_var, ref.blocks[5][2].bn3.running_var)
+
+
+def test_read_checkpoint_is_the_one_safe_reader(tmp_path):
+    from mixnet.pretrained import read_checkpoint
+    from mixnet.train.checkpoint import load_checkpoint
+
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"model": {"w": torch.ones(2)}}, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(read_checkpoint(legacy, mmap=True)["model"]["w"], torch.ones(2))  # not mappable: read whole
+    listed = tmp_path / "list.pth"
+    torch.save([torch.ones(1)], listed)
+    with pytest.raises(CheckpointError, match="list.pth' holds a list, not a mapping"):
+        read_checkpoint(listed)
+    # The training checkpoint loader reports through the same reader and error type.
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint '.*bad.pth': "):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.pth")
+    with pytest.raises(CheckpointError, match="not a mixnet training checkpoint .missing optimizer, epoch"):
+        load_checkpoint(legacy)

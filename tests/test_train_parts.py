@@ -66,9 +66,8 @@ def test_param_groups_leave_bn_and_bias_undecayed():
     model(torch.randn(2, 3, 5, 5))
     decay, no_decay = param_groups(model, 1e-5)
     assert [p.shape for p in decay["params"]] == [torch.Size([4, 3, 3, 3]), torch.Size([2, 36])]
-    assert (
-        len(no_decay["params"]) == 4
-    )  # conv bias, BN weight and bias, linear bias and no_decay["weight_decay"] == 0.0
+    # conv bias, BN weight and bias, linear bias
+    assert len(no_decay["params"]) == 4 and no_decay["weight_decay"] == 0.0
     for name in ("rmsproptf", "sgd", "adamw"):
         assert create_optimizer(model, name, 0.1, weight_decay=1e-5).param_groups[0]["weight_decay"] == 1e-5
     with pytest.raises(ValueError, match="unknown optimizer"):
@@ -102,17 +101,21 @@ def test_cosine_schedule_and_lambda_lr():
         dataclasses.replace(f, kind="poly")
 
 
-def test_ema_follows_tf_decay_and_averages_bn_buffers():
+@pytest.mark.parametrize("decay, updates", [(0.9, 6), (0.5, 14)])
+def test_ema_follows_tf_decay_and_averages_bn_buffers(decay, updates):
+    # With decay 0.5 the warm-up cap (1 + n) / (10 + n) passes 0.5 at n = 8, so the last updates use d itself.
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
-    ema = create_ema(model, decay=0.9)
+    ema = create_ema(model, decay=decay)
     ref = {k: v.clone().double() for k, v in model.state_dict().items()}
-    for n in range(6):
+    used = []
+    for n in range(updates):
         with torch.no_grad():
             model[0].weight.add_(torch.randn_like(model[0].weight))
         model(torch.randn(4, 3))  # moves the BN running stats
         ema.update_parameters(model)
-        d = 0.0 if n == 0 else min(0.9, (1 + n) / (10 + n))  # the first update copies
+        d = 0.0 if n == 0 else min(decay, (1 + n) / (10 + n))  # the first update copies
+        used.append(d)
         for k, v in model.state_dict().items():
             if v.is_floating_point():
                 ref[k] = d * ref[k] + (1 - d) * v.double()
@@ -122,6 +125,7 @@ def test_ema_follows_tf_decay_and_averages_bn_buffers():
             torch.testing.assert_close(got[k].double(), ref[k], rtol=1e-5, atol=1e-6)
         else:
             assert torch.equal(got[k], v)  # num_batches_tracked is copied, not averaged
+    assert (used[-1] == decay) == (updates > 8)
     assert tf_ema_decay(0.9999, 0) == pytest.approx(0.1) and tf_ema_decay(0.9999, 10**9) == 0.9999
     with pytest.raises(ValueError):
         create_ema(model, 1.0)
@@ -258,3 +262,134 @@ def test_build_model_applies_bn_settings_and_head_init_scale():
     torch.manual_seed(0)
     b = build_model(c.replace(head_init_scale=1.0), 7).classifier.weight
     torch.testing.assert_close(a, 0.5 * b)
+
+
+def test_config_rejects_momentum_or_decay_of_one_for_rmsprop_and_adamw():
+    for opt in ("rmsproptf", "adamw"):
+        for bad in ({"momentum": 1.0}, {"rms_decay": 1.0}):
+            with pytest.raises(ValueError, match=f"momentum and rms_decay must be < 1 for opt {opt}"):
+                TrainConfig.from_preset("paper", opt=opt, **bad)
+    assert TrainConfig.from_preset("paper", opt="sgd", momentum=1.0).momentum == 1.0  # SGD's own business
+    with pytest.raises(ValueError, match=r"weight_decay=-1"):
+        RMSpropTF([nn.Parameter(torch.zeros(1))], weight_decay=-1)
+
+
+def test_loader_seeds_differ_across_ranks_and_epochs():
+    from mixnet.train.loop import loader_seed
+
+    # Every (epoch, rank) of a run gets its own augmentation stream, also across world sizes' ranks.
+    for world in (1, 2, 8):
+        seeds = {loader_seed(3, e, r, world) for e in range(50) for r in range(world)}
+        assert len(seeds) == 50 * world
+    assert loader_seed(3, 5, 1, 2) == loader_seed(3, 5, 1, 2)  # a pure function: resumes draw the same
+    # Two processes' DataLoaders (with workers' base seeds drawn from the generator) augment differently.
+    data = torch.utils.data.TensorDataset(torch.arange(8.0))
+    batches = []
+    for rank in (0, 1):
+        gen = torch.Generator().manual_seed(loader_seed(0, 0, rank, 2))
+        loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, generator=gen)
+        batches.append(next(iter(loader))[0])
+    assert not torch.equal(batches[0], batches[1])
+
+
+def _tiny_step_setup(grad_clip: float = 0.0):
+    from mixnet.train.distributed import DistInfo
+    from mixnet.train.engine import StepContext
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctx = StepContext(
+        optimizer=opt,
+        scheduler=create_scheduler(opt, LrFactor("cosine", 1, 1)),
+        loss_fn=nn.CrossEntropyLoss(),
+        dist=DistInfo(),
+        grad_clip=grad_clip,
+    )
+    batches = [(torch.randn(2, 4), torch.tensor([0, 2])) for _ in range(3)]
+    return model, ctx, batches
+
+
+def test_non_finite_gradient_norm_stops_before_the_weights_change():
+    from mixnet.train import engine
+    from mixnet.train.engine import NonFiniteLossError, train_one_epoch
+
+    model, ctx, batches = _tiny_step_setup()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    # The loss stays finite; only the backward overflows (as a low-precision backward can).
+    model[1].weight.register_hook(lambda g: torch.full_like(g, float("inf")))
+    with pytest.raises(NonFiniteLossError, match=r"non-finite gradient norm \(inf on rank 0\) at epoch 1, step 1") as e:
+        train_one_epoch(model, batches, ctx, epoch=0, steps=3, progress=False)
+    assert "--amp none" not in str(e.value)  # amp is off: not a remedy
+    ctx.amp_dtype = torch.bfloat16
+    assert engine._remedies(ctx) == "a lower --lr or --amp none"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_gradients_are_not_rescaled_without_grad_clip(monkeypatch):
+    from mixnet.train import engine
+
+    calls = []
+    real = nn.utils.clip_grad_norm_
+    monkeypatch.setattr(engine.nn.utils, "clip_grad_norm_", lambda *a, **k: calls.append(a) or real(*a, **k))
+    model, ctx, batches = _tiny_step_setup(grad_clip=0.0)
+    engine.train_one_epoch(model, batches, ctx, epoch=0, steps=2, progress=False)
+    assert calls == []
+    model, ctx, batches = _tiny_step_setup(grad_clip=0.5)
+    engine.train_one_epoch(model, batches, ctx, epoch=0, steps=2, progress=False)
+    assert len(calls) == 2 and calls[0][1] == 0.5
+
+
+def _optimizer(model, lr, **kw):
+    opt = create_optimizer(model, "rmsproptf", lr, **kw)
+    return opt, create_scheduler(opt, LrFactor("cosine", steps_per_epoch=4, total_epochs=3, warmup_epochs=1))
+
+
+def test_resume_applies_this_runs_optimizer_options(capsys):
+    from mixnet.train.loop import restore_optimizer
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    opt, sched = _optimizer(model, 0.1, weight_decay=1e-5, momentum=0.9, eps=1e-3)
+    for _ in range(5):
+        model(torch.randn(4, 4)).square().mean().backward()
+        opt.step(), sched.step(), opt.zero_grad()
+    schedule = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
+    ckpt = {"optimizer": opt.state_dict(), "scheduler": schedule}
+    saved_lr = opt.param_groups[0]["lr"]
+
+    # The same options: nothing changes, the lr is bit-identical (what an exact resume needs).
+    same, same_sched = _optimizer(model, 0.1, weight_decay=1e-5, momentum=0.9, eps=1e-3)
+    assert restore_optimizer(same, same_sched, ckpt) == []
+    assert same.param_groups[0]["lr"] == saved_lr and same_sched.last_epoch == 5
+    assert capsys.readouterr().out == ""
+
+    # Explicit new options win over the checkpoint's; the state (mean squares) is still restored.
+    new, new_sched = _optimizer(model, 0.2, weight_decay=1e-4, momentum=0.8, eps=1e-2)
+    changes = restore_optimizer(new, new_sched, ckpt)
+    decay, no_decay = new.param_groups
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (1e-4, 0.0)
+    assert all(g["momentum"] == 0.8 and g["eps"] == 1e-2 and g["initial_lr"] == 0.2 for g in new.param_groups)
+    assert new_sched.base_lrs == [0.2, 0.2] and new_sched.last_epoch == 5
+    assert decay["lr"] == pytest.approx(2 * saved_lr)  # the same schedule position at twice the peak
+    assert "param group 0: lr 0.1 -> 0.2" in changes and "param group 0: weight_decay 1e-05 -> 0.0001" in changes
+    assert not any("group 1: weight_decay" in c for c in changes)  # the no-decay group stays at 0
+    assert "this run's options replace the checkpoint's" in capsys.readouterr().out
+    p = decay["params"][0]
+    assert torch.equal(new.state[p]["square_avg"], opt.state[p]["square_avg"])
+    new_sched.step()
+    assert decay["lr"] == pytest.approx(0.2 * new_sched.lr_lambdas[0](6))
+
+
+def test_cleanup_leaves_a_process_group_it_did_not_create():
+    import torch.distributed as dist
+
+    from mixnet.train.distributed import cleanup_distributed, init_distributed
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        info = init_distributed("cpu")
+        assert not info.created_group
+        cleanup_distributed(info)
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()

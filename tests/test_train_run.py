@@ -6,6 +6,7 @@ small enough that every run takes seconds.
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -66,7 +67,13 @@ def _sha(path: Path) -> str:
 
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(digits10, tmp_path, monkeypatch):
-    whole = loop.train(_resume_config(digits10, tmp_path / "whole"))
+    was_benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        whole = loop.train(_resume_config(digits10, tmp_path / "whole"))
+        assert torch.backends.cudnn.benchmark is True  # deterministic mode turned it off only for the run
+    finally:
+        torch.backends.cudnn.benchmark = was_benchmark
     assert [r["epoch"] for r in whole.history] == [1, 2]
 
     real_save = loop.save_checkpoint
@@ -103,7 +110,15 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(digits10, tmp_path, m
 
 
 def test_run_folder_has_everything(digits10, tmp_path):
-    r = loop.train(_config(digits10, tmp_path / "run", epochs=2, preset="short"))
+    import torch.distributed as dist
+
+    # A process group the caller set up (world size 1: the run trains alone) outlives the run.
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        r = loop.train(_config(digits10, tmp_path / "run", epochs=2, preset="short"))
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()
     names = {p.name for p in r.run_dir.iterdir()}
     assert {
         "config.json",
@@ -139,6 +154,8 @@ def test_wrong_checkpoint_for_resume_or_pretrained_names_the_mismatch(digits10, 
     r = loop.train(_config(digits10, tmp_path / "run", epochs=1))
     with pytest.raises(CheckpointError, match="from a mixnet_s run, but this run builds mixnet_m"):
         loop.train(_config(digits10, tmp_path / "a", epochs=2, resume=str(r.checkpoint), model="mixnet_m"))
+    with pytest.raises(CheckpointError, match="trained with opt 'rmsproptf', but this run uses 'adamw'"):
+        loop.train(_config(digits10, tmp_path / "o", epochs=2, resume=str(r.checkpoint), opt="adamw"))
     with pytest.raises(CheckpointError, match="has 10 classes.*data has 5 classes"):
         loop.train(_config(digits5, tmp_path / "b", epochs=2, resume=str(r.checkpoint)))
     with pytest.raises(
@@ -191,6 +208,8 @@ def test_disk_full_during_training_keeps_the_previous_checkpoint(digits10, tmp_p
 def test_torchrun_two_processes_gloo(digits10, tmp_path):
     exe = shutil.which("mixnet", path=str(Path(sys.executable).parent))
     assert exe, "the mixnet console script is not installed next to this Python"
+    data = shutil.copytree(digits10, tmp_path / "data")
+    (data / "train" / "digit3" / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "ddp"
     cmd = [
         sys.executable,
@@ -201,7 +220,7 @@ def test_torchrun_two_processes_gloo(digits10, tmp_path):
         exe,
         "train",
         "--data",
-        str(digits10),
+        str(data),
         "--output",
         str(out),
         "--epochs",
@@ -226,11 +245,29 @@ def test_torchrun_two_processes_gloo(digits10, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("epoch 1/1") == 1  # only rank 0 logs
+    # Rank 0 alone verified the files and named the bad one; rank 1 was told to skip it.
+    assert proc.stderr.count("skipped 1 of 161 file(s)") == 1 and "broken.png" in proc.stderr
     assert sorted(p.name for p in out.glob("*.pth")) == ["last.pth"] and (out / "model.safetensors").is_file()
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     # 160 images, 2 processes x 16 per step: 5 steps each (alone it would be 10).
     assert len(rows) == 1 and rows[0]["steps"] == 5
-    assert torch.load(out / "last.pth", weights_only=True)["epoch"] == 1
+    ckpt = torch.load(out / "last.pth", weights_only=True)
+    assert ckpt["epoch"] == 1
+    # Each process evaluated half of the 40 val images; the summed result is one process's on all 40.
+    from mixnet.data import build_datasets, eval_transform
+    from mixnet.evaluate import evaluate
+
+    config = TrainConfig.from_dict(ckpt["args"])
+    tf = eval_transform(config.img_size, crop_pct=config.crop_pct, interpolation=config.interpolation)
+    with pytest.warns(UserWarning, match="broken.png"):
+        _, val_ds, _ = build_datasets(config.data, train_tf=None, val_tf=tf)
+    loader = torch.utils.data.DataLoader(val_ds, batch_size=2 * config.batch_size)
+    for prefix, key in (("", "model"), ("ema_", "model_ema")):
+        model = loop.build_model(config, 10)
+        model.load_state_dict(ckpt[key])
+        m = evaluate(model, loader, channels_last=config.channels_last, progress=False)
+        assert m["n"] == 40
+        assert rows[0][f"{prefix}val_top1"] == m["top1"] and rows[0][f"{prefix}val_loss"] == pytest.approx(m["loss"])
 
 
 def test_accumulation_bf16_mixing_and_augmentation_options_train(digits10, tmp_path):
@@ -284,4 +321,45 @@ def test_demo_pipeline_on_a_small_folder(digits10, tmp_path, capsys):
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "held-out top-1 (exported EMA weights)" in report and "![loss](loss.png)" in report
     assert report.count("| samples/val") == 8
+    assert f"`{digits10}` (160 train / 40 held out)" in report
+    # Each row pairs the image's true class name with the predicted one, both from the folder's names.
+    from mixnet.data import build_datasets
+
+    _, val_ds, names = build_datasets(digits10, train_tf=None, val_tf=None)
+    rows = re.findall(r"\| samples/val(\d{4})\.png \| (\S+) \| (\S+) \| ([\d.]+) \|", report)
+    assert len(rows) == 8
+    for index, truth, predicted, _ in rows:
+        assert truth == names[val_ds.targets[int(index)]] and predicted in names
     assert len(list((tmp_path / "demo" / "samples").glob("*.png"))) == 8
+
+
+def test_only_rank_0_decodes_the_images(digits10, tmp_path, monkeypatch):
+    from mixnet import data
+    from mixnet.train.distributed import DistInfo
+
+    folder = shutil.copytree(digits10, tmp_path / "data")
+    bad = folder / "val" / "digit1" / "broken.png"
+    bad.write_bytes(b"not a png")
+    config = _config(folder, tmp_path / "run", epochs=1)
+    sent = []
+    monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent.append(obj) or obj)
+    with pytest.warns(UserWarning, match="broken.png"):
+        train_ds, val_ds, _ = loop._build_data(config, DistInfo(rank=0, world_size=2), None, None)
+    assert sent == [("ok", {str(bad): val_ds.skipped[0][1]})]
+
+    # Rank 1 receives that verdict and opens no file.
+    monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent[0])
+    monkeypatch.setattr(data, "check_image", lambda path: pytest.fail(f"rank 1 decoded {path}"))
+    train1, val1, _ = loop._build_data(config, DistInfo(rank=1, world_size=2), None, None)
+    assert val1.samples == val_ds.samples and train1.samples == train_ds.samples and len(val1) == 40
+
+    # Rank 0's error reaches the other ranks instead of leaving them waiting.
+    sent.clear()
+    monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent.append(obj) or obj)
+    missing = config.replace(data=str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError):
+        loop._build_data(missing, DistInfo(rank=0, world_size=2), None, None)
+    assert sent[0][:2] == ("error", "FileNotFoundError")
+    monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent[0])
+    with pytest.raises(FileNotFoundError, match="rank 0 could not build the data set: data folder"):
+        loop._build_data(missing, DistInfo(rank=1, world_size=2), None, None)

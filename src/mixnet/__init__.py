@@ -4,6 +4,7 @@ from mixnet.arch import BlockArgs, format_block, parse_block
 from mixnet.configs import MixNetConfig
 from mixnet.layers import MixConv2d
 from mixnet.model import MixNet
+from mixnet.optimize import optimize_for_inference
 from mixnet.registry import create_model, list_models
 
 __version__ = "0.1.0"
@@ -16,5 +17,6 @@ __all__ = [
     "create_model",
     "format_block",
     "list_models",
+    "optimize_for_inference",
     "parse_block",
 ]

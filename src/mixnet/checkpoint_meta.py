@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from mixnet.pretrained import _NESTED, CheckpointError
+from mixnet.pretrained import CheckpointError, nested_state_dict, read_checkpoint
 
 # The classifier weight in both mixnet and timm key layouts.
 _CLASSIFIER = "classifier.weight"
@@ -87,11 +87,11 @@ def load_checkpoint_meta(path: str | Path) -> dict[str, Any]:
             differs from the classifier's.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     meta: Mapping[str, Any]
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+        try:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as f:
@@ -99,18 +99,13 @@ def load_checkpoint_meta(path: str | Path) -> dict[str, Any]:
                 # Only the shape is needed; get_slice reads no tensor data.
                 key = next((k for k in f.keys() if k.removeprefix("module.") == _CLASSIFIER), None)
                 classifier_shape = tuple(f.get_slice(key).get_shape()) if key else None
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            meta = obj if isinstance(obj, Mapping) else {}
-            sd = meta
-            for nested in _NESTED:
-                if isinstance(meta.get(nested), Mapping):
-                    sd = meta[nested]
-                    break
-            w = sd.get(_CLASSIFIER, sd.get(f"module.{_CLASSIFIER}")) if isinstance(sd, Mapping) else None
-            classifier_shape = tuple(w.shape) if isinstance(w, torch.Tensor) else None
-    except Exception as e:  # noqa: BLE001 - any reader failure means the same thing to the user
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # noqa: BLE001 - any reader failure means the same thing to the user
+            raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from e
+    else:
+        meta = read_checkpoint(path, mmap=True)  # mapped: only the classifier's shape is looked at
+        sd = nested_state_dict(meta)
+        w = sd.get(_CLASSIFIER, sd.get(f"module.{_CLASSIFIER}"))
+        classifier_shape = tuple(w.shape) if isinstance(w, torch.Tensor) else None
 
     if path.suffix == ".safetensors":
         options: dict[str, Any] = dict(meta)

@@ -19,7 +19,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -258,6 +258,8 @@ class VerifiedImageFolder(ImageFolder):
         strict: raise instead of skipping unreadable files.
         verify: decode every file up front (True) or trust the extensions (False, faster on huge sets).
         workers: threads decoding files during verification.
+        exclude: ``path -> reason`` of files already known to be unreadable (e.g. found by another
+            process's verification): left out without being opened, and listed in ``skipped``.
 
     Attributes:
         skipped: (path, reason) of every file left out.
@@ -272,8 +274,10 @@ class VerifiedImageFolder(ImageFolder):
         strict: bool = False,
         verify: bool = True,
         workers: int = 8,
+        exclude: Mapping[str, str] | None = None,
     ) -> None:
         self._fixed = class_to_idx
+        self._exclude = dict(exclude or {})
         self.strict, self.verify, self.workers = strict, verify, workers
         self.skipped: list[tuple[str, str]] = []
         root = Path(root)
@@ -328,6 +332,9 @@ class VerifiedImageFolder(ImageFolder):
                 else:
                     self.skipped.append((str(path), "not an image file extension"))
         bad: list[tuple[str, str]] = []
+        if self._exclude:
+            bad = [(p, self._exclude[p]) for p, _ in candidates if p in self._exclude]
+            candidates = [c for c in candidates if c[0] not in self._exclude]
         if self.verify and candidates:
             with ThreadPoolExecutor(max(1, self.workers)) as pool:
                 reasons = list(
@@ -340,11 +347,11 @@ class VerifiedImageFolder(ImageFolder):
                         disable=len(candidates) < 1000,
                     )
                 )
-            bad = [(p, why) for (p, _), why in zip(candidates, reasons, strict=True) if why is not None]
-            if bad and self.strict:
-                raise ValueError(f"{len(bad)} unreadable image file(s) in {str(directory)!r}: {_name_some(bad)}")
+            bad += [(p, why) for (p, _), why in zip(candidates, reasons, strict=True) if why is not None]
             bad_paths = {p for p, _ in bad}
             candidates = [c for c in candidates if c[0] not in bad_paths]
+        if bad and self.strict:
+            raise ValueError(f"{len(bad)} unreadable image file(s) in {str(directory)!r}: {_name_some(bad)}")
         self.skipped += bad
         self.skipped.sort()
         counts = {class_to_idx[c]: 0 for c in present}
@@ -362,7 +369,8 @@ class VerifiedImageFolder(ImageFolder):
 
     def __getitem__(self, index: int) -> tuple[object, int]:
         # A file that passed verification can still fail later (replaced, unmounted, truncated on disk).
-        for attempt in range(min(len(self.samples), 10)):
+        tries = min(len(self.samples), 10)
+        for attempt in range(tries):
             path, target = self.samples[(index + attempt) % len(self.samples)]
             try:
                 img = self.loader(path)
@@ -372,10 +380,12 @@ class VerifiedImageFolder(ImageFolder):
                 warnings.warn(f"cannot read image {path!r} ({type(e).__name__}: {e}); using the next one", stacklevel=2)
                 continue
             return (self.transform(img) if self.transform else img), target
-        raise RuntimeError(f"10 unreadable images in a row from {self.root!r} at index {index}")
+        which = "every image of the data set" if tries == len(self.samples) else f"{tries} images in a row"
+        raise RuntimeError(f"cannot read {which} ({tries} tried) in {self.root!r}, starting at index {index}")
 
 
-def _is_builtin(data: str | Path | None) -> bool:
+def is_builtin(data: str | Path | None) -> bool:
+    """Whether ``data`` names the built-in digits (None or ``"digits"``) rather than a folder."""
     # Only the string names the built-in set: Path("digits") or "./digits" is a folder of that name.
     return data is None or (isinstance(data, str) and data == BUILTIN)
 
@@ -389,6 +399,7 @@ def build_datasets(
     val_fraction: float = 0.1,
     seed: int = 0,
     verify: bool = True,
+    exclude: Mapping[str, str] | None = None,
 ) -> tuple[Dataset, Dataset, list[str]]:
     """Train and val sets with their class names; items are ``(transformed image, int label)``.
 
@@ -401,13 +412,15 @@ def build_datasets(
         val_fraction: built-in set only: the share held out for validation (stratified).
         seed: built-in set only: seed of the split.
         verify: decode every image of a folder once up front.
+        exclude: ``path -> reason`` of files known to be unreadable, left out unopened (see
+            :class:`VerifiedImageFolder`).
 
     Raises:
         FileNotFoundError: ``data`` does not exist.
         ValueError: no train/ or val/ folder, an empty class, val classes that train lacks, or (strict)
             unreadable files.
     """
-    if _is_builtin(data):
+    if is_builtin(data):
         return _digits(train_tf, val_tf, val_fraction, seed)
     root = Path(data)
     if not root.is_dir():
@@ -418,8 +431,9 @@ def build_datasets(
                 f"data folder {str(root)!r} has no {split}/ subfolder; expected {root}/train/<class>/*.jpg "
                 f"and {root}/val/<class>/*.jpg"
             )
-    train = VerifiedImageFolder(root / "train", train_tf, strict=strict, verify=verify)
-    val = VerifiedImageFolder(root / "val", val_tf, class_to_idx=train.class_to_idx, strict=strict, verify=verify)
+    common = dict(strict=strict, verify=verify, exclude=exclude)
+    train = VerifiedImageFolder(root / "train", train_tf, **common)
+    val = VerifiedImageFolder(root / "val", val_tf, class_to_idx=train.class_to_idx, **common)
     return train, val, list(train.classes)
 
 
@@ -451,7 +465,7 @@ def build_eval_dataset(
         FileNotFoundError: ``data`` does not exist.
         ValueError: class folders the model does not know, an empty class, or (strict) unreadable files.
     """
-    if _is_builtin(data):
+    if is_builtin(data):
         _, val, classes = _digits(None, val_tf, val_fraction, seed)
         if class_names is not None and list(class_names) != classes:
             raise ValueError(f"the model's classes {list(class_names)[:12]} are not the built-in digits 0..9")

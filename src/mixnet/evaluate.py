@@ -6,38 +6,20 @@ percent, the loss as plain (unsmoothed) mean cross-entropy, optional autocast an
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from mixnet.runtime import autocast, resolve_device
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU; other names are passed to ``torch.device``."""
-    if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(name)!r} requested but CUDA is not available")
-    return device
-
-
-def amp_dtype_from_name(name: str | None) -> torch.dtype | None:
-    """``None``/``"none"`` -> None, ``"bf16"``/``"bfloat16"`` and ``"fp16"``/``"float16"`` -> the dtype."""
-    table = {None: None, "none": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
-    table |= {"fp16": torch.float16, "float16": torch.float16}
-    if name not in table:
-        raise ValueError(f"unknown amp dtype {name!r}; use none, bf16 or fp16")
-    return table[name]
 
 
 @torch.inference_mode()
@@ -49,6 +31,7 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     progress: bool = True,
+    sum_across: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float | int]:
     """Top-1, top-k (k = min(5, classes)) accuracy in percent, mean cross-entropy and images/s.
 
@@ -61,21 +44,25 @@ def evaluate(
         amp_dtype: autocast dtype (``torch.bfloat16``/``torch.float16``), or None for full precision.
         channels_last: run in NHWC memory format (often faster on CPUs and tensor cores).
         progress: show a tqdm bar.
+        sum_across: for a loader that holds one shard of the data per process: returns the element-wise
+            sum of a float64 tensor over the processes (e.g. an ``all_reduce``), so every process gets the
+            metrics of the whole set. Every process must call ``evaluate`` then, even with an empty shard.
 
     Returns:
         ``{"top1", "top5" (or "top<k>" when fewer than 5 classes), "k", "loss", "n", "images_per_s",
         "model_images_per_s", "seconds"}``. ``images_per_s`` counts the whole loop (data loading
-        included); ``model_images_per_s`` only host-to-device copy and forward.
+        included); ``model_images_per_s`` only host-to-device copy and forward. With ``sum_across``,
+        ``n`` and the metrics are the whole set's; the speeds stay this process's.
+
+    Raises:
+        ValueError: no images at all.
     """
-    device = torch.device(device)
+    device = resolve_device(device)
     was_training = model.training
     model.eval().to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    )
     n, correct1, correctk, loss_sum, model_s, k = 0, 0, 0, 0.0, 0.0, None
     bar = tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False)
     start = time.perf_counter()
@@ -85,7 +72,7 @@ def evaluate(
             t0 = time.perf_counter()
             images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             targets = targets.to(device, non_blocking=True)
-            with autocast:
+            with autocast(device, amp_dtype):
                 logits = model(images)
             logits = logits.float()  # loss and softmax in fp32 even under autocast
             _sync(device)
@@ -103,6 +90,13 @@ def evaluate(
         bar.close()
         model.train(was_training)
     seconds = time.perf_counter() - start
+    local_n = n
+    if sum_across is not None:
+        # Counts and sums, not ratios, so the result equals one process evaluating the whole set. k rides
+        # along as a sum over the shards that saw images (an empty shard does not know the class count).
+        t = torch.tensor([n, correct1, correctk, loss_sum, k or 0, int(n > 0)], dtype=torch.float64)
+        n, correct1, correctk, loss_sum, k_sum, shards = sum_across(t).tolist()
+        n, k = int(n), int(k_sum) // max(1, int(shards))
     if n == 0:
         raise ValueError("the loader yielded no images to evaluate")
     return {
@@ -111,7 +105,7 @@ def evaluate(
         "k": k,
         "loss": loss_sum / n,
         "n": n,
-        "images_per_s": n / seconds,
-        "model_images_per_s": n / model_s if model_s > 0 else float("inf"),
+        "images_per_s": local_n / seconds,
+        "model_images_per_s": local_n / model_s if model_s > 0 else float("inf"),
         "seconds": seconds,
     }

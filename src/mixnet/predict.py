@@ -8,7 +8,6 @@ the standard class-index order used by timm's and torchvision's 1000-class weigh
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +19,8 @@ from PIL import Image
 from torch import nn
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
+
+from mixnet.runtime import autocast, resolve_device
 
 
 @functools.cache
@@ -90,12 +91,9 @@ def predict(
         ``(results, failed)``: one ``{"path", "top": [{"index", "class", "prob"}, ...]}`` per readable image
         in input order, and ``(path, reason)`` of each unreadable one (also warned about).
     """
-    device = torch.device(device)
+    device = resolve_device(device)
     was_training = model.training
     model.eval().to(device)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    )
     results: list[dict] = []
     failed: list[tuple[str, str]] = []
     bar = tqdm(total=len(paths), desc="predict", unit="img", disable=not progress, leave=False)
@@ -113,7 +111,7 @@ def predict(
             bar.update(len(paths[start : start + batch_size]))
             if not batch:
                 continue
-            with autocast:
+            with autocast(device, amp_dtype):
                 logits = model(torch.stack(batch).to(device))
             probs = logits.float().softmax(dim=1)
             if class_names is not None and len(class_names) != probs.shape[1]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -21,18 +21,30 @@ if TYPE_CHECKING:
 
 # Keys under which training checkpoints nest the weights, in order of preference (EMA first: the
 # paper evaluates and exports the EMA weights).
-_NESTED = ("model_ema", "ema", "state_dict_ema", "state_dict", "model")
+NESTED_KEYS = ("model_ema", "ema", "state_dict_ema", "state_dict", "model")
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the model."""
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Reads a state dict from a .safetensors or .pth/.pt/.bin file, unwrapping training checkpoints.
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any]:
+    """Reads a whole checkpoint file without executing code: safetensors, or ``torch.load(weights_only=True)``.
+
+    The one reader behind :func:`read_state_dict`, :func:`mixnet.train.checkpoint.load_checkpoint` and
+    :func:`mixnet.checkpoint_meta.load_checkpoint_meta`, so every command reports a bad file the same way.
+
+    Args:
+        path: a .safetensors file (read as its tensors) or a ``torch.save`` file (.pth/.pt/.bin).
+        mmap: memory-map a ``torch.save`` file, so tensors are only read when used (cheap when only the
+            plain values are needed). Files in the pre-1.6 format cannot be mapped and are read whole.
+
+    Returns:
+        The file's top-level mapping (tensors on the CPU).
 
     Raises:
-        CheckpointError: a missing, unreadable or corrupt file, or one that holds no state dict.
+        CheckpointError: the file is missing, cannot be read, or does not hold a mapping; the message names
+            the path and the cause.
     """
     path = Path(path)
     if not path.is_file():
@@ -43,15 +55,35 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
             obj: object = load_file(str(path))
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            except RuntimeError:
+                if not mmap:
+                    raise
+                obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy format: not mappable
     except Exception as e:  # noqa: BLE001 - any reader failure means the same thing to the user
         raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from e
-    if isinstance(obj, Mapping):
-        for key in _NESTED:
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a mapping of weights")
+    return obj
+
+
+def nested_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The weights inside a training checkpoint (the first of :data:`NESTED_KEYS` present), else ``checkpoint``."""
+    for key in NESTED_KEYS:
+        if isinstance(checkpoint.get(key), Mapping):
+            return checkpoint[key]
+    return checkpoint
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Reads a state dict from a .safetensors or .pth/.pt/.bin file, unwrapping training checkpoints.
+
+    Raises:
+        CheckpointError: a missing, unreadable or corrupt file, or one that holds no state dict.
+    """
+    obj = nested_state_dict(read_checkpoint(path))
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{str(path)!r} holds no state dict of tensors")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order ``mixnet --help`` lists them.
-COMMANDS = ["info", "train", "demo", "eval", "predict", "bench"]
+COMMANDS = ["info", "train", "demo", "eval", "predict", "bench", "export", "quantize"]
 
 
 def build_parser() -> argparse.ArgumentParser:

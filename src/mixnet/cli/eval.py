@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from mixnet.checkpoint_meta import model_from_checkpoint
 from mixnet.data import BUILTIN, IMAGENET_MEAN, IMAGENET_STD, build_eval_dataset, eval_transform
-from mixnet.evaluate import amp_dtype_from_name, evaluate, resolve_device
+from mixnet.evaluate import evaluate
+from mixnet.runtime import amp_dtype, resolve_device
 
 # Eval transform when neither the options nor the checkpoint give one: the paper's, as timm runs it.
 DEFAULT_IMG_SIZE = 224
@@ -142,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         model,
         loader,
         device=device,
-        amp_dtype=amp_dtype_from_name(args.amp),
+        amp_dtype=amp_dtype(args.amp, device),
         channels_last=args.channels_last,
         progress=sys.stderr.isatty() and not args.json,
     )

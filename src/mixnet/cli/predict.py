@@ -11,8 +11,8 @@ import json
 import sys
 
 from mixnet.cli.eval import add_model_args, add_transform_args, load_model, plain_warnings, transform_from_args
-from mixnet.evaluate import amp_dtype_from_name, resolve_device
 from mixnet.predict import format_table, list_images, predict
+from mixnet.runtime import amp_dtype, resolve_device
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         topk=args.topk,
         device=device,
         batch_size=args.batch_size,
-        amp_dtype=amp_dtype_from_name(args.amp),
+        amp_dtype=amp_dtype(args.amp, device),
         progress=sys.stderr.isatty() and not args.json,
     )
     if args.json:

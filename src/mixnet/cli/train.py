@@ -69,7 +69,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if explicit.get("resume") and preset is None:
         from mixnet.train.checkpoint import load_checkpoint
 
-        saved = dict(load_checkpoint(explicit["resume"])["args"])
+        # Memory-mapped: only the saved options are read here; train() loads the tensors.
+        saved = dict(load_checkpoint(explicit["resume"], mmap=True)["args"])
         saved.pop("output", None)  # a resumed run continues in the checkpoint's folder unless told otherwise
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         return TrainConfig.from_dict({k: v for k, v in saved.items() if k in names} | explicit)

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mixnet.pretrained import CheckpointError, read_checkpoint
+
 
 def _fsync_dir(folder: Path) -> None:
     if os.name == "posix":  # directories cannot be opened for fsync on Windows
@@ -66,26 +68,22 @@ def save_checkpoint(path: str | Path, checkpoint: Mapping) -> Path:
     return atomic_write(path, write)
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict:
     """Loads a training checkpoint safely (``weights_only=True``) on the CPU.
 
+    Args:
+        path: a ``last.pth`` written by :func:`mixnet.train.train`.
+        mmap: memory-map it, so tensors are read only when used (cheap when only ``args`` is needed).
+
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a training checkpoint of this package.
+        mixnet.pretrained.CheckpointError: a missing or unreadable file, or one that is not a training
+            checkpoint of this package.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any reader failure means the same thing to the user
-        raise ValueError(f"cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from e
-    missing = [
-        k for k in ("model", "optimizer", "epoch", "args", "model_name") if not isinstance(ckpt, dict) or k not in ckpt
-    ]
+    ckpt = read_checkpoint(path, mmap=mmap)
+    missing = [k for k in ("model", "optimizer", "epoch", "args", "model_name") if k not in ckpt]
     if missing:
-        raise ValueError(f"{str(path)!r} is not a mixnet training checkpoint (missing {', '.join(missing)})")
-    return ckpt
+        raise CheckpointError(f"{str(path)!r} is not a mixnet training checkpoint (missing {', '.join(missing)})")
+    return dict(ckpt)
 
 
 def export_safetensors(

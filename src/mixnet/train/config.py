@@ -52,6 +52,12 @@ class TrainConfig:
     mixup: float = _opt(0.0, "mixup alpha (0: off)")
     cutmix: float = _opt(0.0, "cutmix alpha (0: off); with mixup, each batch picks one at random")
     workers: int = _opt(2, "data loader worker processes per training process")
+    verify_images: bool = _opt(
+        True,
+        "image folders: decode every file once before training (rank 0 only under torchrun) and skip "
+        "unreadable ones with a warning naming them; off: trust the file extensions (faster start on huge sets)",
+    )
+    strict_data: bool = _opt(False, "image folders: an unreadable image file stops the run instead of being skipped")
     # Model
     model: str = _opt("mixnet_s", f"architecture: {', '.join(list_models())}")
     width_mult: float | None = _opt(None, "override the model's width multiplier (smaller, faster nets)")
@@ -140,6 +146,15 @@ class TrainConfig:
         need(self.lr is None or (math.isfinite(self.lr) and self.lr > 0), f"lr must be > 0, got {self.lr}")
         for name in ("hflip", "label_smoothing", "momentum", "rms_decay", "min_lr_ratio", "decay_rate"):
             need(0 <= getattr(self, name) <= 1, f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.opt in ("rmsproptf", "adamw"):
+            # RMSProp's decay and Adam's betas at 1 never forget (a mean square stuck at its start value,
+            # a bias correction dividing by zero); torch's AdamW would only say "Invalid beta parameter".
+            need(
+                self.momentum < 1 and self.rms_decay < 1,
+                f"momentum and rms_decay must be < 1 for opt {self.opt} (they are "
+                f"{'beta1 and beta2' if self.opt == 'adamw' else 'the momentum and mean-square decay'}), "
+                f"got momentum={self.momentum}, rms_decay={self.rms_decay}",
+            )
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         need(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
         need(0 < self.crop_pct <= 1, f"crop_pct must be in (0, 1], got {self.crop_pct}")

@@ -42,8 +42,8 @@ def demo_config(
     )
 
 
-def _write_samples(val_ds, out_dir: Path, n: int) -> list[tuple[Path, str]]:
-    """Saves ``n`` held-out images (spread over the split) as PNG files; returns (path, true class)."""
+def _write_samples(val_ds, class_names: list[str], out_dir: Path, n: int) -> list[tuple[Path, str]]:
+    """Saves ``n`` held-out images (spread over the split) as PNG files; returns (path, true class name)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     transform, val_ds.transform = val_ds.transform, None  # raw PIL images
     try:
@@ -53,7 +53,7 @@ def _write_samples(val_ds, out_dir: Path, n: int) -> list[tuple[Path, str]]:
             img, label = val_ds[i]
             path = out_dir / f"val{i:04d}.png"
             img.save(path)
-            written.append((path, str(label)))
+            written.append((path, class_names[label]))  # a name, as the predictions are
     finally:
         val_ds.transform = transform
     return written
@@ -87,29 +87,34 @@ def run_demo(
     # Evaluate what a user gets: the exported .safetensors, rebuilt from its own metadata.
     model, meta = model_from_checkpoint(checkpoint=result.weights)
     val_tf = eval_transform(config.img_size, crop_pct=config.crop_pct, interpolation=config.interpolation)
-    _, val_ds, class_names = build_datasets(
+    train_ds, val_ds, class_names = build_datasets(
         config.data, train_tf=None, val_tf=val_tf, val_fraction=config.val_fraction, seed=config.seed
     )
     loader = torch.utils.data.DataLoader(val_ds, batch_size=256, num_workers=0)
     metrics = evaluate(model, loader, channels_last=True, progress=progress)
-    samples = _write_samples(val_ds, out / "samples", N_SAMPLES)
+    samples = _write_samples(val_ds, class_names, out / "samples", N_SAMPLES)
     preds, _ = predict(
         model, [p for p, _ in samples], transform=val_tf, class_names=meta["class_names"], topk=1, progress=False
     )
     total_s = time.perf_counter() - t0
-    _write_report(out, config, result, metrics, samples, preds, train_s, total_s)
+    sizes = (len(train_ds), len(val_ds))
+    _write_report(out, config, result, metrics, samples, preds, sizes, train_s, total_s)
     return out
 
 
-def _write_report(out, config, result, metrics, samples, preds, train_s, total_s) -> None:
+def _write_report(out, config, result, metrics, samples, preds, sizes, train_s, total_s) -> None:
+    from mixnet.data import is_builtin
+
     final = result.final
+    n_train, n_val = sizes
+    data = "the built-in digits" if is_builtin(config.data) else f"`{config.data}`"
     k = metrics["k"]
     lines = [
-        "# mixnet demo: MixNet-S on the built-in digits",
+        f"# mixnet demo: MixNet-S on {data}",
         "",
         f"Trained `{config.model}` (1 process, {config.threads} torch thread(s) + {config.workers} loader worker(s), "
         f"{platform.processor() or platform.machine()}) for {config.epochs} epochs on "
-        f"{'the built-in 5,000 MNIST digits (4,500 train / 500 held out)' if not config.data else config.data} "
+        f"{data} ({n_train:,} train / {n_val:,} held out) "
         f"at {config.img_size}x{config.img_size} px with the `short` preset "
         f"({config.opt}, cosine schedule, EMA {config.ema_decay}).",
         "",

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mixnet.runtime import autocast
 from mixnet.train.distributed import DistInfo, all_reduce_mean, all_true
 
 
@@ -72,6 +73,14 @@ def create_mix_fn(mixup: float, cutmix: float, num_classes: int) -> Callable | N
     return ops[0] if len(ops) == 1 else v2.RandomChoice(ops)
 
 
+def _remedies(ctx: StepContext, *extra: str) -> str:
+    """What to try after a non-finite loss or gradient; ``--amp none`` only when mixed precision is on."""
+    options = ["a lower --lr", *extra]
+    if ctx.amp_dtype is not None:
+        options.append("--amp none")
+    return ", ".join(options[:-1]) + " or " + options[-1] if len(options) > 1 else options[0]
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -93,7 +102,6 @@ def train_one_epoch(
     model.train()
     dev = ctx.dist.device
     fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
-    autocast = torch.autocast(device_type=dev.type, dtype=ctx.amp_dtype) if ctx.amp_dtype else contextlib.nullcontext()
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}", unit="step", disable=not (progress and ctx.dist.is_main))
     it = iter(loader)
     loss_sum, images, start = 0.0, 0, time.perf_counter()
@@ -111,14 +119,14 @@ def train_one_epoch(
                 last = micro == ctx.accum_steps - 1
                 sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
                 with sync:
-                    with autocast:
+                    with autocast(dev, ctx.amp_dtype):
                         loss = ctx.loss_fn(model(x), y)
                     loss_value = loss.item()
                     if not all_true(math.isfinite(loss_value), ctx.dist):
                         raise NonFiniteLossError(
                             f"non-finite training loss ({loss_value} on rank {ctx.dist.rank}) at epoch {epoch + 1}, "
-                            f"step {step + 1}: training stopped before the weights changed. Try a lower --lr, "
-                            "--grad-clip, or --amp none"
+                            f"step {step + 1}: training stopped before the weights changed. Try "
+                            f"{_remedies(ctx, '--grad-clip')}"
                         )
                     loss = loss / ctx.accum_steps
                     (ctx.scaler.scale(loss) if ctx.scaler else loss).backward()
@@ -129,12 +137,15 @@ def train_one_epoch(
             # The norm is also the cheapest check that no gradient overflowed: a finite loss can still
             # have inf/NaN gradients (e.g. low-precision backward), and one such step ruins the weights.
             # With fp16 the scaler skips such steps itself.
-            norm = nn.utils.clip_grad_norm_(model.parameters(), ctx.grad_clip if ctx.grad_clip > 0 else math.inf)
+            if ctx.grad_clip > 0:
+                norm = nn.utils.clip_grad_norm_(model.parameters(), ctx.grad_clip)
+            else:  # the norm only: scaling every gradient by 1 would be a wasted pass over them
+                norm = nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
             if not ctx.scaler and not all_true(bool(torch.isfinite(norm)), ctx.dist):
                 raise NonFiniteLossError(
                     f"non-finite gradient norm ({norm.item()} on rank {ctx.dist.rank}) at epoch {epoch + 1}, "
-                    f"step {step + 1} (loss {step_loss:.4f}): training stopped before the weights changed. Try a "
-                    "lower --lr or --amp none"
+                    f"step {step + 1} (loss {step_loss:.4f}): training stopped before the weights changed. Try "
+                    f"{_remedies(ctx)}"
                 )
             if ctx.scaler:
                 ctx.scaler.step(ctx.optimizer)

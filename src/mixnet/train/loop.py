@@ -18,13 +18,23 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
-from mixnet.data import build_datasets, eval_transform, train_transform
+from mixnet.data import build_datasets, eval_transform, is_builtin, train_transform
 from mixnet.evaluate import evaluate
 from mixnet.pretrained import CheckpointError, check_state_dict
 from mixnet.registry import create_model
+from mixnet.runtime import amp_dtype as resolve_amp_dtype
 from mixnet.train.checkpoint import export_safetensors, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mixnet.train.config import TrainConfig
-from mixnet.train.distributed import DistInfo, barrier, broadcast_object, cleanup_distributed, init_distributed
+from mixnet.train.distributed import (
+    DistInfo,
+    ShardSampler,
+    barrier,
+    broadcast_object,
+    broadcast_state,
+    cleanup_distributed,
+    init_distributed,
+    sum_across,
+)
 from mixnet.train.ema import create_ema
 from mixnet.train.engine import StepContext, create_mix_fn, train_one_epoch
 from mixnet.train.optim import create_optimizer
@@ -62,16 +72,23 @@ class TrainResult:
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device`` (None: full precision); unsupported choices raise."""
-    if amp == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    if amp == "none":
-        return None
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("amp fp16 needs a CUDA device; use --amp bf16 or none on the CPU")
-    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("this GPU does not support bf16; use --amp fp16")
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    """The training autocast dtype for ``amp`` on ``device`` (None: full precision); unsupported choices raise.
+
+    :func:`mixnet.runtime.amp_dtype`, plus the training-only rule that fp16 needs CUDA (its grad scaler).
+    """
+    dtype = resolve_amp_dtype(amp, device)
+    if dtype == torch.float16 and device.type != "cuda":
+        raise ValueError("amp fp16 needs a CUDA device (its grad scaler); use --amp bf16 or none on the CPU")
+    return dtype
+
+
+def loader_seed(seed: int, epoch: int, rank: int, world_size: int) -> int:
+    """The seed of a process's DataLoader generator (its workers' base seeds) in ``epoch``.
+
+    Distinct for every (epoch, rank) pair of a run, so processes do not replay each other's augmentation,
+    and a function of the epoch alone, so a resumed run draws what an uninterrupted one would have.
+    """
+    return (seed * 100_003 + epoch) * world_size + rank
 
 
 def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -109,7 +126,54 @@ def check_resume(ckpt: dict, path: str, config: TrainConfig, class_names: list[s
             f"checkpoint {path!r} has {len(saved)} classes {saved[:10]}, but the data has {len(class_names)} "
             f"classes {list(class_names)[:10]}"
         )
+    # The optimizer's state (RMSProp's mean square, Adam's moments) only fits the optimizer that wrote it.
+    saved_opt = (ckpt.get("args") or {}).get("opt")
+    if saved_opt is not None and saved_opt != config.opt:
+        raise CheckpointError(
+            f"checkpoint {path!r} was trained with opt {saved_opt!r}, but this run uses {config.opt!r}: the "
+            "optimizer state cannot carry over (resume with the same --opt, or start a new run with "
+            f"--pretrained {path})"
+        )
     check_state_dict(model, ckpt["model"], f"checkpoint {path!r}")
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    ckpt: dict,
+    *,
+    verbose: bool = True,
+) -> list[str]:
+    """Loads the checkpoint's optimizer state and schedule position, keeping this run's hyperparameters.
+
+    ``optimizer`` and ``scheduler`` are built from this run's config; ``load_state_dict`` would bring back
+    the saved lr, weight decay, momentum and eps with the state, silently overriding options given with
+    the resume. So the config's values (per group: the no-decay group keeps weight decay 0) are put back,
+    the schedule's base lrs become this run's peak lr, and the current lr follows from the restored position.
+
+    Returns:
+        One line per hyperparameter that differs from the checkpoint's (also printed when ``verbose``).
+    """
+    fresh = [{k: v for k, v in g.items() if k not in ("params", "lr")} for g in optimizer.param_groups]
+    optimizer.load_state_dict(ckpt["optimizer"])
+    # The schedule's shape comes from this run's config (so --epochs can extend a run); only the
+    # position and base lrs are restored.
+    scheduler.load_state_dict({**ckpt["scheduler"], "lr_lambdas": [None]})
+    changes: list[str] = []
+    for i, (group, wanted) in enumerate(zip(optimizer.param_groups, fresh, strict=True)):
+        for key, value in wanted.items():
+            old = scheduler.base_lrs[i] if key == "initial_lr" else group.get(key)
+            if old != value:
+                name = "lr" if key == "initial_lr" else key
+                changes.append(f"param group {i}: {name} {old} -> {value}")
+            group[key] = value
+    scheduler.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
+    factor = scheduler.lr_lambdas[0]
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor(scheduler.last_epoch)
+    if changes and verbose:
+        print("resume: this run's options replace the checkpoint's: " + "; ".join(changes), flush=True)
+    return changes
 
 
 def _run_dir(config: TrainConfig, info: DistInfo) -> Path:
@@ -159,6 +223,7 @@ def train(config: TrainConfig) -> TrainResult:
     start = time.perf_counter()
     info = init_distributed(config.device)
     was_deterministic, was_threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    was_benchmark = torch.backends.cudnn.benchmark
     logger = None
     try:
         if config.deterministic:
@@ -184,9 +249,7 @@ def train(config: TrainConfig) -> TrainResult:
             interpolation=config.interpolation,
         )
         val_tf = eval_transform(config.img_size, crop_pct=config.crop_pct, interpolation=config.interpolation)
-        train_ds, val_ds, class_names = build_datasets(
-            config.data, train_tf=train_tf, val_tf=val_tf, val_fraction=config.val_fraction, seed=config.seed
-        )
+        train_ds, val_ds, class_names = _build_data(config, info, train_tf, val_tf)
         sampler = DistributedSampler(
             train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed, drop_last=True
         )
@@ -210,19 +273,21 @@ def train(config: TrainConfig) -> TrainResult:
         val_loader = DataLoader(
             val_ds,
             batch_size=2 * config.batch_size,
+            sampler=ShardSampler(len(val_ds), info.rank, info.world_size),  # each process evaluates its shard
             num_workers=config.workers,
             pin_memory=pin,
             generator=torch.Generator().manual_seed(0),
         )
 
-        # Model, EMA (rank 0 only: it alone evaluates and saves), optimizer, schedule, scaler.
+        # Model, EMA, optimizer, schedule, scaler. Only rank 0 updates the EMA (it alone saves it); the other
+        # processes hold a copy that receives rank 0's before each (sharded) evaluation.
         model = build_model(config, len(class_names))
         if ckpt is not None:
             check_resume(ckpt, config.resume, config, class_names, model)
             model.load_state_dict(ckpt["model"])
         fmt = torch.channels_last if config.channels_last else torch.contiguous_format
         model.to(info.device, memory_format=fmt)
-        ema = create_ema(model, config.ema_decay) if config.ema_decay > 0 and info.is_main else None
+        ema = create_ema(model, config.ema_decay) if config.ema_decay > 0 else None
         optimizer = create_optimizer(
             model,
             config.opt,
@@ -246,10 +311,7 @@ def train(config: TrainConfig) -> TrainResult:
         start_epoch = 0
         if ckpt is not None:
             start_epoch = int(ckpt["epoch"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            # The schedule's shape comes from this run's config (so --epochs can extend a run); only the
-            # position and base lrs are restored.
-            scheduler.load_state_dict({**ckpt["scheduler"], "lr_lambdas": [None]})
+            restore_optimizer(optimizer, scheduler, ckpt, verbose=info.is_main)
             if scaler is not None and ckpt.get("scaler"):
                 scaler.load_state_dict(ckpt["scaler"])
             if ema is not None:
@@ -273,7 +335,7 @@ def train(config: TrainConfig) -> TrainResult:
             scheduler=scheduler,
             loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
             dist=info,
-            ema=ema,
+            ema=ema if info.is_main else None,
             scaler=scaler,
             amp_dtype=amp_dtype,
             accum_steps=config.accum_steps,
@@ -290,14 +352,14 @@ def train(config: TrainConfig) -> TrainResult:
             sampler.set_epoch(epoch)
             # Worker seeds are drawn from this generator: seeding it by epoch makes augmentation with
             # workers independent of how the run was split into resumed pieces.
-            loader_gen.manual_seed(config.seed * 100_003 + epoch)
+            loader_gen.manual_seed(loader_seed(config.seed, epoch, info.rank, info.world_size))
             row: dict = {"epoch": epoch + 1}
             row |= train_one_epoch(
                 model, train_loader, ctx, epoch=epoch, steps=steps_per_epoch, progress=config.progress
             )
             last = epoch + 1 == config.epochs
-            if info.is_main and ((epoch + 1) % config.eval_every == 0 or last):
-                row |= _evaluate(raw_model, ema, val_loader, info.device, amp_dtype, config)
+            if (epoch + 1) % config.eval_every == 0 or last:
+                row |= _evaluate(raw_model, ema, val_loader, info, amp_dtype, config)
             rng = _gather_rng(info)
             if info.is_main:
                 row["epoch_seconds"] = time.perf_counter() - t0
@@ -348,21 +410,52 @@ def train(config: TrainConfig) -> TrainResult:
             logger.close()
         torch.use_deterministic_algorithms(was_deterministic)
         torch.set_num_threads(was_threads)
-        cleanup_distributed()
+        torch.backends.cudnn.benchmark = was_benchmark
+        cleanup_distributed(info)
 
 
-def _evaluate(model, ema, loader, device, amp_dtype, config: TrainConfig) -> dict:
+def _build_data(config: TrainConfig, info: DistInfo, train_tf, val_tf) -> tuple:
+    """Train/val sets; a folder is verified by rank 0 alone, which tells the others what to skip.
+
+    Decoding every file once per process would multiply the start-up time by the process count. Rank 0
+    checks the files (and names skipped ones in a warning); its verdict, or its error, is broadcast.
+    """
+    kwargs = dict(train_tf=train_tf, val_tf=val_tf, val_fraction=config.val_fraction, seed=config.seed)
+    kwargs |= dict(strict=config.strict_data)
+    if not info.distributed or is_builtin(config.data):
+        return build_datasets(config.data, verify=config.verify_images, **kwargs)
+    if info.is_main:
+        try:
+            train_ds, val_ds, names = build_datasets(config.data, verify=config.verify_images, **kwargs)
+        except (ValueError, OSError) as e:
+            broadcast_object(("error", type(e).__name__, str(e)), info)  # the others must not wait forever
+            raise
+        broadcast_object(("ok", dict(train_ds.skipped + val_ds.skipped)), info)
+        return train_ds, val_ds, names
+    verdict = broadcast_object(None, info)
+    if verdict[0] == "error":
+        kind = FileNotFoundError if verdict[1] == "FileNotFoundError" else ValueError
+        raise kind(f"rank 0 could not build the data set: {verdict[2]}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rank 0 already named the skipped files
+        return build_datasets(config.data, verify=False, exclude=verdict[1], **kwargs)
+
+
+def _evaluate(model, ema, loader, info: DistInfo, amp_dtype, config: TrainConfig) -> dict:
+    """Held-out metrics of the model (and EMA) on the whole val set, each process evaluating its shard."""
     row = {}
     for prefix, net in (("", model), ("ema_", ema.module if ema is not None else None)):
         if net is None:
             continue
+        broadcast_state(net, info)  # rank 0's BN statistics and EMA: the weights it saves
         m = evaluate(
             net,
             loader,
-            device=device,
+            device=info.device,
             amp_dtype=amp_dtype,
             channels_last=config.channels_last,
-            progress=config.progress,
+            progress=config.progress and info.is_main,
+            sum_across=(lambda t: sum_across(t, info)) if info.distributed else None,
         )
         k = m["k"]
         row |= {f"{prefix}val_top1": m["top1"], f"{prefix}val_top{k}": m[f"top{k}"], f"{prefix}val_loss": m["loss"]}

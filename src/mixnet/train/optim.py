@@ -48,7 +48,10 @@ class RMSpropTF(torch.optim.Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         if lr < 0 or eps <= 0 or not 0 <= rho < 1 or not 0 <= momentum < 1 or weight_decay < 0:
-            raise ValueError(f"bad RMSpropTF arguments: lr={lr}, rho={rho}, momentum={momentum}, eps={eps}")
+            raise ValueError(
+                f"bad RMSpropTF arguments: lr={lr} (>= 0), rho={rho} ([0, 1)), momentum={momentum} ([0, 1)), "
+                f"eps={eps} (> 0), weight_decay={weight_decay} (>= 0)"
+            )
         super().__init__(params, dict(lr=lr, rho=rho, momentum=momentum, eps=eps, weight_decay=weight_decay))
 
     @torch.no_grad()

@@ -1,0 +1,92 @@
+"""ONNX / TorchScript / torch.export: parity with eager PyTorch and with timm, dynamic batch, static SAME."""
+
+import numpy as np
+import onnx
+import pytest
+import timm
+import torch
+from torch import nn
+
+import mixnet
+from mixnet.cli import main
+from mixnet.convert import from_timm
+from mixnet.export import ExportCheckError, ort_session, to_onnx, to_torch_export, to_torchscript
+
+SIZE = 64
+
+
+def _timm_pair(name: str) -> tuple[nn.Module, nn.Module]:
+    """timm's model with random weights and BN statistics, and ours loaded with the same weights."""
+    ref = timm.create_model(name).eval()
+    g = torch.Generator().manual_seed(3)
+    for m in ref.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(0.2 * torch.rand(m.num_features, generator=g) - 0.1)
+            m.running_var.copy_(0.8 + 0.4 * torch.rand(m.num_features, generator=g))
+            m.weight.data.copy_(0.8 + 0.4 * torch.rand(m.num_features, generator=g))
+    ours = mixnet.create_model(name).eval()
+    ours.load_state_dict(from_timm(ref.state_dict()))
+    return ref, ours
+
+
+def _ops(path) -> list[str]:
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+@pytest.mark.parametrize("name", ["mixnet_s", "tf_mixnet_s"])
+def test_onnx_of_optimized_model_matches_timm_in_onnxruntime(tmp_path, name):
+    # Independent reference: timm's own model with the same weights, run eagerly.
+    ref, ours = _timm_pair(name)
+    result = to_onnx(ours, tmp_path / "m.onnx", img_size=SIZE, batch=2)
+    assert result.max_abs_diff <= 1e-4 and result.check_batch == 3
+    x = torch.randn(5, 3, SIZE, SIZE)  # another batch size than exported: the batch axis is dynamic
+    out = ort_session(result.path, 2).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        expected = ref(x).numpy()
+    assert out.shape == (5, 1000)
+    assert np.abs(out - expected).max() <= 1e-4
+    assert np.abs(expected).max() > 0.1
+    ops = _ops(result.path)
+    assert "BatchNormalization" not in ops and "Split" not in ops  # folded and fused
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_tf_same_padding_exports_without_shape_ops(tmp_path, optimize):
+    model = mixnet.create_model("tf_mixnet_s").eval()
+    path = to_onnx(model, tmp_path / "tf.onnx", img_size=SIZE, optimize=optimize).path
+    graph = onnx.load(str(path)).graph
+    assert not [n for n in graph.node if n.op_type == "Shape"]
+    constants = {i.name for i in graph.initializer} | {
+        o for n in graph.node if n.op_type == "Constant" for o in n.output
+    }
+    for pad in (n for n in graph.node if n.op_type == "Pad"):
+        assert pad.input[1] in constants  # pad amounts are constants, not computed from the input shape
+
+
+def test_torchscript_and_torch_export_round_trip(tmp_path):
+    model = mixnet.create_model("tf_mixnet_m").eval()
+    ts = to_torchscript(model, tmp_path / "m.ts.pt", img_size=SIZE)
+    ep = to_torch_export(model, tmp_path / "m.pt2", img_size=SIZE)
+    assert ts.max_abs_diff <= 1e-4 and ep.max_abs_diff <= 1e-4
+    x = torch.randn(4, 3, SIZE, SIZE)
+    with torch.no_grad():
+        expected = model(x)
+        assert (torch.jit.load(str(ts.path))(x) - expected).abs().max() <= 1e-4
+        assert (torch.export.load(str(ep.path)).module()(x) - expected).abs().max() <= 1e-4
+
+
+def test_failed_check_raises_and_leaves_no_file(tmp_path):
+    model = mixnet.create_model("mixnet_s").eval()
+    with pytest.raises(ExportCheckError, match="differs from the eager model"):
+        to_onnx(model, tmp_path / "bad.onnx", img_size=32, tolerance=-1.0)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        to_torch_export(model, tmp_path / "m.pt2", img_size=32, batch=1)
+
+
+def test_cli_export(tmp_path, capsys):
+    assert main(["export", "--model", "mixnet_s", "--img-size", "32", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "mixnet_s.onnx").is_file()
+    assert "max |diff| vs eager" in capsys.readouterr().out
+    assert main(["export", "--model", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown model" in capsys.readouterr().err

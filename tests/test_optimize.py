@@ -1,0 +1,195 @@
+"""optimize_for_inference and the rewrites of mixnet.fuse: same outputs as the original model."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import mixnet
+from mixnet import fuse
+from mixnet.layers import MixConv2d
+from mixnet.optimize import InferenceMixNet, optimize_for_inference
+
+TOL = 1e-4
+
+
+def _randomize_bn(model: nn.Module, size: int = 64, spread: float = 0.2) -> nn.Module:
+    """Random BN affine params and running statistics measured on random images, as in a trained net.
+
+    Statistics from data keep activations at a trained network's scale (raw random statistics blow
+    logits up to hundreds, where float32 rounding alone exceeds 1e-4), and make folding non-trivial.
+    """
+    g = torch.Generator().manual_seed(1)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in bns:
+        m.weight.data.copy_(1 + spread * (2 * torch.rand(m.num_features, generator=g) - 1))
+        m.bias.data.copy_(spread * (2 * torch.rand(m.num_features, generator=g) - 1))
+        m.momentum = None  # cumulative average over the calibration batch
+        m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, size, size, generator=g, dtype=bns[0].weight.dtype))
+    return model.eval()
+
+
+def _perturb_bn(model: nn.Module, spread: float = 0.2) -> nn.Module:
+    """BN parameters and statistics moved off identity at random, keeping the init's output scale (~1).
+
+    Statistics calibrated on data (``_randomize_bn``) give a random network logits of 20-30, where the
+    float32 original itself is 4e-4 away from its own float64 result; a 1e-4 check is only meaningful at
+    the output scale of the TF init, and the float64 test below covers the large-statistics case.
+    """
+    g = torch.Generator().manual_seed(2)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data.copy_(1 + spread * (2 * torch.rand(n, generator=g) - 1))
+            m.bias.data.copy_(spread * (2 * torch.rand(n, generator=g) - 1))
+            m.running_mean.copy_(spread * (2 * torch.rand(n, generator=g) - 1))
+            m.running_var.copy_(1 + spread * (2 * torch.rand(n, generator=g) - 1))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", mixnet.list_models())
+def test_optimized_equals_original_for_every_model(name):
+    model = _perturb_bn(mixnet.create_model(name))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+    for kwargs in (
+        {},  # channels_last, every MixConv fused, pointwise merged by the rule
+        {"channels_last": False, "img_size": 64, "merge_pointwise": "dense"},  # NCHW rule, static padding
+    ):
+        opt = optimize_for_inference(model, **kwargs)
+        with torch.no_grad():
+            out = opt(x)
+        assert (out - ref).abs().max().item() <= TOL, (name, kwargs)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in opt.modules())
+    assert ref.abs().max() > 0.1  # the comparison is not between near-zero outputs
+
+
+@pytest.mark.parametrize("name", ["mixnet_m", "tf_mixnet_l"])
+def test_rewrite_is_exact_in_float64(name):
+    # In float64 the rewrite must agree to ~1e-12 even with far-from-identity BN: it is the same math,
+    # and any misplaced kernel tap or padding offset would show up as an O(1) difference.
+    model = _randomize_bn(mixnet.create_model(name).double(), 64, spread=0.5)
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        ref = model(x)
+        for kwargs in ({"img_size": 64}, {"channels_last": False, "fuse_depthwise": True, "merge_pointwise": "dense"}):
+            out = optimize_for_inference(model, **kwargs)(x)
+            assert out.dtype == torch.float64
+            assert (out - ref).abs().max() <= 1e-9 * ref.abs().max(), kwargs
+
+
+@pytest.mark.parametrize("size", [97, 112])
+def test_optimized_tf_same_padding_odd_and_even_sizes(size):
+    model = _randomize_bn(mixnet.create_model("tf_mixnet_s"), size)
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        ref = model(x)
+        for kwargs in (
+            {"img_size": size},  # static constant pads
+            {"fuse_depthwise": True},  # dynamic SAME padding on the fused kernels
+            {"fuse_depthwise": False, "merge_pointwise": "split", "channels_last": False, "img_size": size},
+        ):
+            out = optimize_for_inference(model, **kwargs)(x)
+            assert (out - ref).abs().max() <= TOL, kwargs
+
+
+def test_plan_uses_fused_kernels_and_merged_pointwise():
+    opt = optimize_for_inference(mixnet.create_model("mixnet_s"))
+    assert isinstance(opt, InferenceMixNet) and opt.channels_last
+    choices = opt.plan.choices
+    assert choices["stages.5.0.dw_conv"] == "fused k11"  # 3.5.7.9.11 -> one 11x11 depthwise conv
+    assert set(choices.values()) <= {"single k3", "fused k5", "fused k7", "fused k9", "fused k11", "dense", "grouped"}
+    assert not any(isinstance(m, (MixConv2d, fuse.SplitConcat)) for m in opt.modules())
+    nchw = optimize_for_inference(mixnet.create_model("mixnet_s"), channels_last=False)
+    assert nchw.plan.choices["stages.2.0.dw_conv"] == "split"  # 56x56 input: split is faster in NCHW
+    assert nchw.plan.choices["stages.5.0.dw_conv"] == "fused k11"  # 14x14 input
+
+
+def test_original_model_untouched():
+    model = mixnet.create_model("mixnet_m").train()
+    before = copy.deepcopy(model.state_dict())
+    optimize_for_inference(model, img_size=64)
+    assert model.training
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_features_only_model():
+    model = _perturb_bn(mixnet.create_model("tf_mixnet_m", features_only=True))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        out = optimize_for_inference(model, img_size=64)(x)
+    assert len(out) == len(ref) == 5
+    assert all((o - r).abs().max() <= TOL for o, r in zip(out, ref, strict=True))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+@pytest.mark.parametrize("size", [14, 15])
+def test_fused_depthwise_matches_split_convs(stride, padding, size):
+    # Independent reference: each group convolved with F.conv2d and F.pad written out here.
+    mix = MixConv2d(12, 12, [3, 5, 7, 9], stride=stride, padding=padding).eval()
+    x = torch.randn(2, 12, size, size)
+    fused = fuse.fuse_depthwise(list(mix.convs))
+    refs = []
+    for conv, part in zip(mix.convs, torch.split(x, mix.in_splits, 1), strict=True):
+        k = conv.kernel_size[0]
+        if padding == "same":
+            total = max((-(-size // stride) - 1) * stride + k - size, 0)
+            part = F.pad(part, (total // 2, total - total // 2, total // 2, total - total // 2))
+            refs.append(F.conv2d(part, conv.weight, None, stride, 0, 1, part.shape[1]))
+        else:
+            refs.append(F.conv2d(part, conv.weight, None, stride, k // 2, 1, part.shape[1]))
+    ref = torch.cat(refs, 1)
+    with torch.no_grad():
+        assert (fused(x) - ref).abs().max() <= 1e-5
+        static = fuse.static_same(fused, (size, size))
+        assert (static(x) - ref).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("mode", ["split", "grouped", "dense"])
+def test_merge_pointwise(mode):
+    mix = MixConv2d(16, 48, [1, 1], depthwise=False).eval()
+    x = torch.randn(2, 16, 5, 5)
+    merged = fuse.merge_pointwise(list(mix.convs), mix.in_splits, mode)
+    with torch.no_grad():
+        assert (merged(x) - mix(x)).abs().max() <= 1e-5
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(TypeError, match="MixNet"):
+        optimize_for_inference(nn.Conv2d(3, 3, 1))
+    model = mixnet.create_model("mixnet_s")
+    with pytest.raises(ValueError, match="fuse_depthwise"):
+        optimize_for_inference(model, fuse_depthwise="yes")
+    with pytest.raises(ValueError, match="merge_pointwise"):
+        optimize_for_inference(model, merge_pointwise="diagonal")
+    mix = MixConv2d(8, 12, [1, 1, 1], depthwise=False, split="exponential")  # 4, 2, 2 -> 6, 3, 3
+    with pytest.raises(ValueError, match="equal splits"):
+        fuse.merge_pointwise(list(mix.convs), mix.in_splits, "grouped")
+    dilated = MixConv2d(8, 8, [3, 5], dilated=True)
+    assert not fuse.can_fuse_depthwise(list(dilated.convs))
+    with pytest.raises(ValueError, match="cannot be fused"):
+        fuse.fuse_depthwise(list(dilated.convs))
+
+
+def test_torch_compile_option():
+    # A tiny MixNet keeps the compile time short; the point is that compile=True runs and agrees.
+    config = mixnet.MixNetConfig.from_strings(
+        [["r1_k3_a1_p1_s11_e1_i16_o16"], ["r1_k3.5.7_a1.1_p1.1_s22_e3_i16_o24_se0.5_sw"]],
+        stem_channels=16,
+        head_channels=64,
+    )
+    model = _randomize_bn(mixnet.MixNet(config, num_classes=10))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = optimize_for_inference(model, compile=True)(x)
+        assert (out - model(x)).abs().max() <= TOL
