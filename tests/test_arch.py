@@ -41,6 +41,7 @@ def test_bad_block_strings_are_named(text, message):
 def test_round_channels_matches_published_mixnet_l_widths():
     assert [round_channels(c, 1.3) for c in (24, 32, 40, 80, 120, 200)] == [32, 40, 56, 104, 160, 264]
     assert round_channels(16, 1.0) == 16
+    assert round_channels(20, 1.0) == 24  # TF/timm round at multiplier 1.0 too
 
 
 def test_depth_scaling_of_mixnet_xl_uses_timm_rounding():

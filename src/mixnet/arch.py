@@ -165,9 +165,10 @@ def parse_stages(stages: Sequence[Sequence[str]] | Sequence[str]) -> Stages:
 
 
 def round_channels(channels: int, multiplier: float = 1.0, divisor: int = 8) -> int:
-    """TF/timm width rounding: to a multiple of ``divisor``, never more than 10% below the target."""
-    if multiplier == 1.0:
-        return channels
+    """TF/timm width rounding: to a multiple of ``divisor``, never more than 10% below the target.
+
+    Applied at multiplier 1.0 too, as TF and timm do (a custom width of 20 becomes 24).
+    """
     target = channels * multiplier
     rounded = max(divisor, int(target + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * target:

@@ -29,6 +29,7 @@ from mixnet.timing import interleaved_medians
 INFERENCE_CONTENDERS = (
     "timm eager",
     "timm eager (A/A)",
+    "timm eager channels_last",
     "timm ORT",
     "ours eager",
     "ours optimized",
@@ -51,6 +52,7 @@ class Row:
     ms_per_batch: float
     images_per_s: float
     vs_timm_eager: float = float("nan")
+    max_abs_diff: float = float("nan")
 
 
 def machine_info(threads: int) -> dict[str, str]:
@@ -81,10 +83,12 @@ def _need(module: str) -> object:
         raise RuntimeError(f"mixnet bench needs {module}: pip install 'mixnet[bench]'") from None
 
 
-def _torch_runner(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> object:
+def _torch_runner(model: nn.Module, x: torch.Tensor, memory_format: torch.memory_format | None = None):
+    """One forward pass on the shared NCHW input; a memory-format change is part of the timed work."""
+
+    def run() -> torch.Tensor:
         with torch.inference_mode():
-            return model(x)
+            return model(x if memory_format is None else x.contiguous(memory_format=memory_format))
 
     return run
 
@@ -94,47 +98,58 @@ def _ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], objec
 
     session = ort_session(path, threads)
     feed = {session.get_inputs()[0].name: x.numpy()}
-    return lambda: session.run(None, feed)
+    return lambda: torch.from_numpy(session.run(None, feed)[0])
 
 
 def inference_contenders(
     name: str, batch: int, img_size: int, threads: int, workdir: Path, *, int8: bool = True
-) -> dict[str, Callable[[], object]]:
-    """Builds every inference contender for one model and batch size (exports go to ``workdir``)."""
+) -> dict[str, Callable[[], torch.Tensor]]:
+    """Every inference contender for one model and batch size, all computing the same function.
+
+    Our model gets timm's (random) weights through :func:`mixnet.convert.from_timm`, so every fp32
+    contender must give the same logits; :func:`bench_inference` checks that before timing. Exports
+    are cached in ``workdir`` per model and resolution.
+    """
     timm = _need("timm")
     _need("onnxruntime")
+    from mixnet.convert import from_timm
     from mixnet.export import to_onnx
     from mixnet.optimize import optimize_for_inference
 
+    torch.manual_seed(0)
     x = torch.randn(batch, 3, img_size, img_size)
     ref = timm.create_model(name).eval()
+    ref_cl = timm.create_model(name).eval().to(memory_format=torch.channels_last)
+    ref_cl.load_state_dict(ref.state_dict())
     ours = create_model(name).eval()
-    onnx_dir = workdir / name
-    timm_onnx, ours_onnx = onnx_dir / "timm.onnx", onnx_dir / "ours.onnx"
+    ours.load_state_dict(from_timm(ref.state_dict()))
+    onnx_dir = workdir / f"{name}-{img_size}px"
+    timm_onnx, ours_onnx, int8_onnx = (onnx_dir / f for f in ("timm.onnx", "ours.onnx", "ours.int8.onnx"))
     if not timm_onnx.exists():
         to_onnx(ref, timm_onnx, img_size=img_size, optimize=False, threads=threads)
+    if not ours_onnx.exists():
         to_onnx(ours, ours_onnx, img_size=img_size, optimize=True, threads=threads)
-    optimized = optimize_for_inference(ours, img_size=img_size)
     out = {
         "timm eager": _torch_runner(ref, x),
         "timm eager (A/A)": _torch_runner(ref, x),
+        "timm eager channels_last": _torch_runner(ref_cl, x, torch.channels_last),
         "timm ORT": _ort_runner(timm_onnx, x, threads),
         "ours eager": _torch_runner(ours, x),
-        "ours optimized": _torch_runner(optimized, x.contiguous(memory_format=torch.channels_last)),
+        "ours optimized": _torch_runner(optimize_for_inference(ours, img_size=img_size), x),
         "ours ORT fp32": _ort_runner(ours_onnx, x, threads),
     }
     if int8:
         from mixnet.quantize import quantize_onnx
 
-        int8_path = onnx_dir / "ours.int8.onnx"
-        if not int8_path.exists():
-            quantize_onnx(ours_onnx, int8_path, calibration=_calibration_batches(img_size))
-        out["ours ORT int8"] = _ort_runner(int8_path, x, threads)
+        if not int8_onnx.exists():
+            quantize_onnx(ours_onnx, int8_onnx, calibration=_calibration_batches(img_size))
+        out["ours ORT int8"] = _ort_runner(int8_onnx, x, threads)
     return out
 
 
 def _calibration_batches(img_size: int, n: int = 64) -> list[np.ndarray]:
-    """Calibration inputs for the int8 speed contender: random images (only speed is measured here)."""
+    """Calibration inputs for the int8 contender: random images (its speed is measured here, not its
+    accuracy, which ``mixnet quantize`` reports on real images)."""
     g = torch.Generator().manual_seed(0)
     return [torch.randn(8, 3, img_size, img_size, generator=g).numpy() for _ in range(n // 8)]
 
@@ -162,14 +177,42 @@ def bench_inference(
                 if progress:
                     print(f"bench: {name} batch {batch} ...", flush=True)
                 contenders = inference_contenders(name, batch, img_size, threads, work, int8=int8)
+                diffs = check_agreement(contenders, "timm eager")
                 medians = interleaved_medians(contenders, rounds=rounds, iters=iters, pause_s=0.05, progress=progress)
-                rows += _rows("inference", name, batch, img_size, threads, macs, medians, "timm eager")
+                rows += _rows("inference", name, batch, img_size, threads, macs, medians, "timm eager", diffs)
     return rows
 
 
-def _rows(kind: str, name: str, batch: int, img_size: int, threads: int, macs: float, medians: dict, base: str):
+def check_agreement(contenders: dict[str, Callable[[], torch.Tensor]], base: str, tol: float = 1e-3) -> dict:
+    """Max abs logit difference of each contender to ``base``; fp32 contenders must agree within ``tol``.
+
+    A benchmark of contenders that compute different things would compare nothing: this runs each
+    once and raises if an fp32 one is off (int8 is reported, not checked).
+    """
+    ref = contenders[base]()
+    diffs = {name: (fn() - ref).abs().max().item() for name, fn in contenders.items()}
+    off = {n: d for n, d in diffs.items() if d > tol and "int8" not in n}
+    if off:
+        raise RuntimeError(f"contenders disagree with {base!r} by more than {tol}: {off}")
+    return diffs
+
+
+def _rows(kind, name, batch, img_size, threads, macs, medians: dict, base: str, diffs: dict | None = None):
+    diffs = diffs or {}
     return [
-        Row(kind, name, c, batch, img_size, threads, round(macs, 1), s * 1e3, batch / s, medians[base] / s)
+        Row(
+            kind,
+            name,
+            c,
+            batch,
+            img_size,
+            threads,
+            round(macs, 1),
+            s * 1e3,
+            batch / s,
+            medians[base] / s,
+            diffs.get(c, float("nan")),
+        )
         for c, s in medians.items()
     ]
 
@@ -242,8 +285,11 @@ def format_markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        "Medians of interleaved rounds; ratio = contender images/s over timm eager (NCHW) in the same run. "
-        "The A/A row is timm measured twice: its distance from 1.00 is the noise.",
+        "Medians of interleaved rounds (order rotated each round); ratio = contender images/s over timm eager "
+        "(NCHW) in the same run. Every contender gets the same NCHW input (a conversion to channels_last is "
+        "timed) and, for inference, the same weights: max abs diff is its logit difference to timm eager "
+        "(fp32 contenders must agree within 1e-3 or the run stops). The A/A row is timm measured twice: "
+        "its distance from 1.00 is the noise.",
     ]
     for kind in dict.fromkeys(r.kind for r in rows):
         lines += [
@@ -256,7 +302,7 @@ def format_markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
         for r in (r for r in rows if r.kind == kind):
             lines.append(
                 f"| {r.model} | {r.batch} | {r.img_size} | {r.contender} | {r.images_per_s:.1f} | "
-                f"{r.ms_per_batch:.1f} | {r.vs_timm_eager:.2f}x |"
+                f"{r.ms_per_batch:.1f} | {r.vs_timm_eager:.2f}x | {r.max_abs_diff:.1e} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -43,8 +43,11 @@ def interleaved_medians(
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in tqdm(range(rounds), desc="timing", disable=not progress, leave=False):
-        for name, fn in contenders.items():
+    names = list(contenders)
+    for r in tqdm(range(rounds), desc="timing", disable=not progress, leave=False):
+        # Rotate the order each round, so no contender always runs right after the same neighbour.
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = contenders[name]
             if pause_s:
                 time.sleep(pause_s)
             t0 = time.perf_counter()

@@ -8,18 +8,31 @@ import shlex
 from mixnet.bench import bench_inference, bench_training, machine_info, write_outputs
 
 
-def _ints(text: str) -> list[int]:
+def _positive(text: str) -> int:
     try:
-        return [int(t) for t in text.split(",") if t]
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _ints(text: str) -> list[int]:
+    values = [_positive(t) for t in text.split(",") if t]
+    if not values:
+        raise argparse.ArgumentTypeError("expected comma-separated positive integers")
+    return values
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
-    try:
-        return [tuple(int(v) for v in t.split("x")) for t in text.split(",") if t]  # type: ignore[misc]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected BATCHxPX[,BATCHxPX], got {text!r}") from None
+    out = []
+    for item in text.split(","):
+        parts = item.split("x")
+        if len(parts) != 2:
+            raise argparse.ArgumentTypeError(f"expected BATCHxPX[,BATCHxPX], got {item!r}")
+        out.append((_positive(parts[0]), _positive(parts[1])))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,9 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--models", default="mixnet_s,mixnet_m,mixnet_l", help="comma-separated registered models")
     p.add_argument("--batches", type=_ints, default="1,8", help="comma-separated inference batch sizes")
-    p.add_argument("--img-size", type=int, default=224, help="inference resolution")
-    p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
-    p.add_argument("--rounds", type=int, default=9, help="interleaved rounds (medians over them)")
+    p.add_argument("--img-size", type=_positive, default=224, help="inference resolution")
+    p.add_argument("--threads", type=_positive, default=2, help="torch and ONNX Runtime intra-op threads")
+    p.add_argument("--rounds", type=_positive, default=9, help="interleaved rounds (medians over them)")
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True, help="include ours in ORT int8")
     p.add_argument("--train", action="store_true", help="also benchmark training steps (forward+backward+step)")
     p.add_argument("--train-only", action="store_true", help="only the training benchmark")

@@ -71,5 +71,5 @@ def create_conv2d(
     check_padding(padding)
     if padding == "same" and not is_static_same(kernel_size, stride, dilation):
         return SameConv2d(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias)
-    pad = symmetric_padding(kernel_size, dilation) if kernel_size > 1 else 0
+    pad = symmetric_padding(kernel_size, dilation)
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride, pad, dilation, groups, bias)
