@@ -94,3 +94,27 @@ def test_bad_arguments_are_named():
         MixConv2d(4, 4, [3], padding="valid")
     with pytest.raises(ValueError, match="kernel sizes"):
         MixConv2d(4, 4, [])
+
+
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+@pytest.mark.parametrize("stride, size", [(1, 15), (2, 16), (2, 17)])
+def test_fused_mixconv_equals_split_in_outputs_and_gradients(padding, stride, size):
+    """Uneven channels (13 in 4 groups), odd and even sizes: same outputs and group-weight gradients."""
+    split = MixConv2d(13, 13, [3, 5, 7, 9], stride=stride, padding=padding).double()
+    fused = MixConv2d(13, 13, [3, 5, 7, 9], stride=stride, padding=padding, fused=True).double()
+    fused.load_state_dict(split.state_dict())
+    x = torch.randn(2, 13, size, size + 2, dtype=torch.float64)
+    a, b = split(x), fused(x)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(a)
+    (a * g).sum().backward()
+    (b * g).sum().backward()
+    for cs, cf in zip(split.convs, fused.convs, strict=True):
+        torch.testing.assert_close(cs.weight.grad, cf.weight.grad, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_needs_a_depthwise_mix_of_odd_kernels():
+    with pytest.raises(ValueError, match="fused=True"):
+        MixConv2d(8, 16, [1, 1], depthwise=False, fused=True)
+    with pytest.raises(ValueError, match="fused=True"):
+        MixConv2d(8, 8, [3, 5], dilated=True, fused=True)

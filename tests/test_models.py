@@ -162,3 +162,18 @@ def test_custom_block_strings():
     model = mixnet.MixNet(config, num_classes=3).eval()
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
     assert complexity(model, 32).params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["mixnet_m", "tf_mixnet_s"])
+def test_fused_mixconv_model_trains_like_the_split_one(name):
+    split = mixnet.create_model(name, num_classes=4, drop_rate=0.0).double().train()
+    fused = mixnet.create_model(name, num_classes=4, drop_rate=0.0, fuse_mixconv=True).double().train()
+    fused.load_state_dict(split.state_dict())
+    x = torch.randn(2, 3, 65, 65, dtype=torch.float64)
+    a, b = split(x), fused(x)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    a.sum().backward()
+    b.sum().backward()
+    ga = dict(split.named_parameters())
+    for n, p in fused.named_parameters():
+        torch.testing.assert_close(p.grad, ga[n].grad, rtol=1e-7, atol=1e-9, msg=n)

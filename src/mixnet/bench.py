@@ -217,16 +217,26 @@ def _rows(kind, name, batch, img_size, threads, macs, medians: dict, base: str, 
     ]
 
 
-def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool) -> Callable[[], None]:
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        loss_fn(model(x.contiguous(memory_format=torch.channels_last) if channels_last else x), y).backward()
         opt.step()
 
     return step
+
+
+TRAINING_CONTENDERS = (
+    "timm",
+    "timm (A/A)",
+    "timm channels_last",
+    "ours",
+    "ours channels_last",
+    "ours fused channels_last",
+)
 
 
 def bench_training(
@@ -235,26 +245,33 @@ def bench_training(
     *,
     threads: int = 2,
     rounds: int = 5,
-    channels_last: bool = False,
     progress: bool = True,
 ) -> list[Row]:
-    """Training images/s (forward + backward + SGD step) of ours vs timm, per (batch, img_size)."""
+    """Training images/s (forward + backward + SGD step) of ours vs timm, per (batch, img_size).
+
+    Contenders: :data:`TRAINING_CONTENDERS`; "ours fused" composes each MixConv's big kernel from the
+    group kernels at every step (``fuse_mixconv=True``), so its gradients are those of the split form.
+    """
     timm = _need("timm")
     torch.set_num_threads(threads)
     rows: list[Row] = []
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    cl = torch.channels_last
     for name in models:
         for batch, size in settings:
             if progress:
                 print(f"bench: training {name} batch {batch} at {size}px ...", flush=True)
-            x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
+            torch.manual_seed(0)
+            x = torch.randn(batch, 3, size, size)
             y = torch.randint(0, 1000, (batch,))
             nets = {
-                "timm": timm.create_model(name).train().to(memory_format=fmt),
-                "timm (A/A)": timm.create_model(name).train().to(memory_format=fmt),
-                "ours": create_model(name).train().to(memory_format=fmt),
+                "timm": (timm.create_model(name).train(), False),
+                "timm (A/A)": (timm.create_model(name).train(), False),
+                "timm channels_last": (timm.create_model(name).train().to(memory_format=cl), True),
+                "ours": (create_model(name).train(), False),
+                "ours channels_last": (create_model(name).train().to(memory_format=cl), True),
+                "ours fused channels_last": (create_model(name, fuse_mixconv=True).train().to(memory_format=cl), True),
             }
-            steps = {k: _train_step(m, x, y) for k, m in nets.items()}
+            steps = {k: _train_step(m, x, y, c) for k, (m, c) in nets.items()}
             medians = interleaved_medians(steps, rounds=rounds, iters=1, warmup=1, progress=progress)
             macs = complexity(name, size).macs / 1e6
             rows += _rows("training", name, batch, size, threads, macs, medians, "timm")

@@ -9,8 +9,8 @@ No model is built, so this is cheap enough for architecture search. What is coun
   residual adds (one per element).
 
 The paper's 256M / 360M / 565M for S / M / L lie between conv+linear alone (239.2M / 339.2M / 555.3M)
-and this full count (254.2M / 358.6M / 580.9M; ``mixnet info`` prints both). A test checks every category against a forward pass
-whose operations are counted one by one.
+and this full count (254.2M / 358.6M / 580.9M; ``mixnet info`` prints both). A test checks every
+category against a forward pass whose operations are counted one by one.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ class MixBlock(nn.Module):
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
         drop_path_rate: float = 0.0,
+        fuse_mixconv: bool = False,
     ) -> None:
         super().__init__()
         mid = args.mid_channels
@@ -49,7 +50,9 @@ class MixBlock(nn.Module):
             self.expand_conv = MixConv2d(args.in_channels, mid, [1] * args.expand_groups, depthwise=False)
             self.expand_bn = bn(mid)
             self.expand_act = act()
-        self.dw_conv = MixConv2d(mid, mid, list(args.kernel_sizes), stride=args.stride, padding=padding)
+        self.dw_conv = MixConv2d(
+            mid, mid, list(args.kernel_sizes), stride=args.stride, padding=padding, fused=fuse_mixconv
+        )
         self.dw_bn = bn(mid)
         self.dw_act = act()
         self.se = SqueezeExcite(mid, args.se_channels, act) if args.se_ratio else nn.Identity()
@@ -106,6 +109,8 @@ class MixNet(nn.Module):
         features_only: return the feature maps at strides 2, 4, 8, 16, 32 instead of logits.
         out_indices: which of those five maps to return when ``features_only``.
         bn_momentum: PyTorch BatchNorm momentum (the paper's recipe uses 0.01).
+        fuse_mixconv: run each MixConv as one depthwise conv with a kernel composed from the group
+            kernels at every call (same outputs and gradients, same state dict; often faster).
     """
 
     def __init__(
@@ -119,6 +124,7 @@ class MixNet(nn.Module):
         features_only: bool = False,
         out_indices: tuple[int, ...] = (0, 1, 2, 3, 4),
         bn_momentum: float = 0.1,
+        fuse_mixconv: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 0 or in_chans < 1:
@@ -148,7 +154,12 @@ class MixNet(nn.Module):
                 rate = drop_path_rate * len(placed) / total
                 blocks.append(
                     MixBlock(
-                        args, padding=config.padding, bn_eps=config.bn_eps, bn_momentum=bn_momentum, drop_path_rate=rate
+                        args,
+                        padding=config.padding,
+                        bn_eps=config.bn_eps,
+                        bn_momentum=bn_momentum,
+                        drop_path_rate=rate,
+                        fuse_mixconv=fuse_mixconv,
                     )
                 )
                 placed.append({"stage": s, "block": len(blocks) - 1, "channels": args.out_channels})

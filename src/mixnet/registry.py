@@ -70,7 +70,7 @@ def get_entry(name: str) -> ModelEntry:
 
 
 _CONFIG_KWARGS = {"padding", "bn_eps", "width_mult", "depth_mult", "head_channels"}
-_MODEL_KWARGS = {"features_only", "out_indices", "bn_momentum"}
+_MODEL_KWARGS = {"features_only", "out_indices", "bn_momentum", "fuse_mixconv"}
 
 
 def create_model(
@@ -95,7 +95,8 @@ def create_model(
         in_chans: input channels.
         drop_rate: dropout before the classifier (default: the model's, 0.2 for S, 0.25 otherwise).
         drop_path_rate: stochastic depth rate of the last block.
-        **kwargs: ``features_only``, ``out_indices``, ``bn_momentum``, or a config override
+        **kwargs: ``features_only``, ``out_indices``, ``bn_momentum``, ``fuse_mixconv`` (see
+            :class:`mixnet.model.MixNet`), or a config override
             (``padding``, ``bn_eps``, ``width_mult``, ``depth_mult``, ``head_channels``).
 
     Raises:
