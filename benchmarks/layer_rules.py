@@ -14,13 +14,14 @@ split/fused (> 1: fused faster), so the rule in ``mixnet.optimize`` can be read 
 from __future__ import annotations
 
 import argparse
-import platform
+import copy
 from functools import partial
 
 import torch
 from torch import nn
 
 from mixnet import create_model
+from mixnet.bench import machine_info
 from mixnet.fuse import fuse_depthwise, merge_pointwise
 from mixnet.layers import MixConv2d
 from mixnet.timing import interleaved_medians
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds per layer")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads")
+    print("# " + ", ".join(f"{k} {v}" for k, v in machine_info(args.threads).items()))
     dw, pw = collect_layers(args.models, args.img_size)
     cl = torch.channels_last
     with torch.inference_mode():
@@ -109,8 +110,7 @@ def main() -> None:
 
 
 def _cl_copy(m: nn.Module) -> nn.Module:
-    import copy
-
+    """A channels_last copy of ``m`` (the original stays NCHW for the NCHW columns)."""
     return copy.deepcopy(m).to(memory_format=torch.channels_last)
 
 

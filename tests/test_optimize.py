@@ -70,16 +70,23 @@ def test_optimized_equals_original_for_every_model(name):
     assert ref.abs().max() > 0.1  # the comparison is not between near-zero outputs
 
 
-@pytest.mark.parametrize("name", ["mixnet_m", "tf_mixnet_l"])
-def test_rewrite_is_exact_in_float64(name):
+@pytest.mark.parametrize(("name", "size"), [("mixnet_m", 64), ("tf_mixnet_l", 64), ("tf_mixnet_l", 67)])
+def test_rewrite_is_exact_in_float64(name, size):
     # In float64 the rewrite must agree to ~1e-12 even with far-from-identity BN: it is the same math,
-    # and any misplaced kernel tap or padding offset would show up as an O(1) difference.
-    model = _randomize_bn(mixnet.create_model(name).double(), 64, spread=0.5)
-    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    # and any misplaced kernel tap or padding offset would show up as an O(1) difference. 67 is odd at
+    # every stride-2 layer's input (67, 34, 17, 9): the asymmetric TF SAME cases.
+    model = _randomize_bn(mixnet.create_model(name).double(), size, spread=0.5)
+    x = torch.randn(2, 3, size, size, dtype=torch.float64)
     with torch.no_grad():
         ref = model(x)
-        for kwargs in ({"img_size": 64}, {"channels_last": False, "fuse_depthwise": True, "merge_pointwise": "dense"}):
-            out = optimize_for_inference(model, **kwargs)(x)
+        for kwargs in (
+            {"img_size": size},
+            {"channels_last": False, "fuse_depthwise": True, "merge_pointwise": "dense"},
+        ):
+            opt = optimize_for_inference(model, **kwargs)
+            # Every tensor the rewrite creates follows the source weights' dtype.
+            assert {p.dtype for p in opt.parameters()} == {torch.float64}
+            out = opt(x)
             assert out.dtype == torch.float64
             assert (out - ref).abs().max() <= 1e-9 * ref.abs().max(), kwargs
 
@@ -121,6 +128,68 @@ def test_original_model_untouched():
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
+def test_static_same_padding_rejects_other_input_sizes():
+    model = _perturb_bn(mixnet.create_model("tf_mixnet_s"))
+    opt = optimize_for_inference(model, img_size=64)
+    assert opt.fixed_size == (64, 64) and "stem.conv" in opt.plan.static_same_layers
+    for size in (72, 65):
+        x = torch.randn(1, 3, size, size)
+        with torch.no_grad():
+            # Why the check exists: the constant pads of 64px give the right shape but wrong values.
+            assert (opt.model(x) - model(x)).abs().max() > 1e-3
+        with pytest.raises(ValueError, match=rf"for 64x64 inputs but got {size}x{size}; re-optimize"):
+            opt(x)
+    # Without img_size the padding stays dynamic and any size works.
+    dynamic = optimize_for_inference(model)
+    assert dynamic.fixed_size is None and not dynamic.plan.static_same_layers
+    with torch.no_grad():
+        x = torch.randn(1, 3, 65, 65)
+        assert (dynamic(x) - model(x)).abs().max() <= TOL
+
+
+def test_symmetric_padding_model_keeps_any_input_size():
+    # mixnet_s has no TF SAME convs: img_size only steers the rules, so other sizes stay exact.
+    model = _perturb_bn(mixnet.create_model("mixnet_s"))
+    opt = optimize_for_inference(model, img_size=64)
+    assert opt.fixed_size is None and opt.plan.static_padding
+    x = torch.randn(1, 3, 65, 65)
+    with torch.no_grad():
+        assert (opt(x) - model(x)).abs().max() <= TOL
+
+
+def test_follows_the_model_device():
+    # The meta device stands in for CUDA: any tensor created on the CPU (the probe input, a new conv's
+    # weight) would meet the model's tensors on another device and fail, or leave a CPU parameter.
+    model = mixnet.create_model("tf_mixnet_s").to("meta")
+    for kwargs in ({"img_size": 64}, {"channels_last": False, "merge_pointwise": "dense"}):
+        opt = optimize_for_inference(model, **kwargs)
+        assert {t.device.type for t in [*opt.parameters(), *opt.buffers()]} == {"meta"}
+    mix = MixConv2d(13, 13, [3, 5, 7], stride=2, padding="same").to("meta", torch.float64)
+    for new in (fuse.fuse_depthwise(list(mix.convs)), fuse.static_same(mix.convs[0], (15, 15))):
+        assert new.weight.device.type == "meta" and new.weight.dtype == torch.float64
+    pw = MixConv2d(15, 21, [1, 1], depthwise=False).to("meta", torch.float64)
+    for mode in ("dense", "split"):
+        merged = fuse.merge_pointwise(list(pw.convs), pw.in_splits, mode)
+        assert {(p.device.type, p.dtype) for p in merged.parameters()} == {("meta", torch.float64)}
+
+
+@pytest.mark.parametrize(("name", "out_indices"), [("mixnet_s", (0, 1)), ("tf_mixnet_s", (1, 3))])
+def test_features_only_with_partial_out_indices(name, out_indices):
+    model = _perturb_bn(mixnet.create_model(name, features_only=True, out_indices=out_indices))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        for kwargs in ({}, {"img_size": 64, "channels_last": False}):
+            opt = optimize_for_inference(model, **kwargs)
+            out = opt(x)
+            assert len(out) == len(ref) == len(out_indices)
+            assert all((o - r).abs().max() <= TOL for o, r in zip(out, ref, strict=True)), kwargs
+    # The blocks after the last tap never run: dropped, rather than kept with BN and split convs.
+    last = model.feature_info[-1]
+    assert len(opt.model.stages) == last["stage"] + 1 and len(opt.model.stages[-1]) == last["block"] + 1
+    assert not any(isinstance(m, (nn.BatchNorm2d, MixConv2d)) for m in opt.modules())
+
+
 def test_features_only_model():
     model = _perturb_bn(mixnet.create_model("tf_mixnet_m", features_only=True))
     x = torch.randn(1, 3, 64, 64)
@@ -134,10 +203,11 @@ def test_features_only_model():
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("padding", ["symmetric", "same"])
 @pytest.mark.parametrize("size", [14, 15])
-def test_fused_depthwise_matches_split_convs(stride, padding, size):
+@pytest.mark.parametrize("channels", [12, 13])  # 13: unequal groups (4, 3, 3, 3)
+def test_fused_depthwise_matches_split_convs(stride, padding, size, channels):
     # Independent reference: each group convolved with F.conv2d and F.pad written out here.
-    mix = MixConv2d(12, 12, [3, 5, 7, 9], stride=stride, padding=padding).eval()
-    x = torch.randn(2, 12, size, size)
+    mix = MixConv2d(channels, channels, [3, 5, 7, 9], stride=stride, padding=padding).eval()
+    x = torch.randn(2, channels, size, size)
     fused = fuse.fuse_depthwise(list(mix.convs))
     refs = []
     for conv, part in zip(mix.convs, torch.split(x, mix.in_splits, 1), strict=True):
@@ -150,9 +220,26 @@ def test_fused_depthwise_matches_split_convs(stride, padding, size):
             refs.append(F.conv2d(part, conv.weight, None, stride, k // 2, 1, part.shape[1]))
     ref = torch.cat(refs, 1)
     with torch.no_grad():
+        assert (mix(x) - ref).abs().max() <= 1e-5
         assert (fused(x) - ref).abs().max() <= 1e-5
         static = fuse.static_same(fused, (size, size))
         assert (static(x) - ref).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+@pytest.mark.parametrize("size", [14, 15])
+def test_one_by_one_kernel_fuses_only_where_exact(padding, size):
+    # A 1x1 group at stride 2: TF SAME's total (ceil(n/2) - 1) * 2 + 1 - n is -1 for even n, clamped to
+    # 0, so centering it in the 3x3 would read one pixel off; symmetric padding stays exact.
+    mix = MixConv2d(8, 8, [1, 3], stride=2, padding=padding).eval()
+    assert fuse.can_fuse_depthwise(list(mix.convs)) == (padding == "symmetric")
+    x = torch.randn(1, 8, size, size)
+    with torch.no_grad():
+        if padding == "symmetric":
+            assert (fuse.fuse_depthwise(list(mix.convs))(x) - mix(x)).abs().max() <= 1e-5
+        else:
+            with pytest.raises(ValueError, match="cannot be fused"):
+                fuse.fuse_depthwise(list(mix.convs))
 
 
 @pytest.mark.parametrize("mode", ["split", "grouped", "dense"])
@@ -164,6 +251,36 @@ def test_merge_pointwise(mode):
         assert (merged(x) - mix(x)).abs().max() <= 1e-5
 
 
+def test_merge_pointwise_with_unequal_splits():
+    mix = MixConv2d(15, 21, [1, 1], depthwise=False).eval()  # 8, 7 -> 11, 10
+    x = torch.randn(2, 15, 5, 5)
+    with torch.no_grad():
+        for mode in ("split", "dense"):
+            assert (fuse.merge_pointwise(list(mix.convs), mix.in_splits, mode)(x) - mix(x)).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match=r"equal channel splits, got in \[8, 7\] -> out \[11, 10\]"):
+        fuse.merge_pointwise(list(mix.convs), mix.in_splits, "grouped")
+
+
+def test_forced_grouped_merge_with_unequal_splits_raises():
+    # Widths are rounded to multiples of 8, so two groups always split equally; three do not: the
+    # expand conv's 16 inputs split 6/5/5 (-> 16/16/16).
+    config = mixnet.MixNetConfig.from_strings(
+        [["r1_k3_a1_p1_s11_e1_i16_o16"], ["r1_k3.5_a1.1.1_p1.1.1_s22_e3_i16_o24_se0.25_sw"]],
+        stem_channels=16,
+        head_channels=32,
+    )
+    model = _perturb_bn(mixnet.MixNet(config, num_classes=10))
+    with pytest.raises(ValueError, match=r"'grouped' needs equal channel splits, but stages.1.0.expand_conv"):
+        optimize_for_inference(model, merge_pointwise="grouped")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+        for mode in ("auto", "dense"):
+            opt = optimize_for_inference(model, merge_pointwise=mode)
+            assert opt.plan.choices["stages.1.0.expand_conv"] == "dense"
+            assert (opt(x) - ref).abs().max() <= TOL
+
+
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(TypeError, match="MixNet"):
         optimize_for_inference(nn.Conv2d(3, 3, 1))
@@ -173,7 +290,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="merge_pointwise"):
         optimize_for_inference(model, merge_pointwise="diagonal")
     mix = MixConv2d(8, 12, [1, 1, 1], depthwise=False, split="exponential")  # 4, 2, 2 -> 6, 3, 3
-    with pytest.raises(ValueError, match="equal splits"):
+    with pytest.raises(ValueError, match="needs equal channel splits"):
         fuse.merge_pointwise(list(mix.convs), mix.in_splits, "grouped")
     dilated = MixConv2d(8, 8, [3, 5], dilated=True)
     assert not fuse.can_fuse_depthwise(list(dilated.convs))

@@ -1,13 +1,17 @@
 """int8 post-training quantization: a model trained here on the built-in digits keeps its accuracy."""
 
+import numpy as np
 import onnx
 import pytest
 import torch
 import torch.nn.functional as F
 
 import mixnet
+import mixnet.cli.quantize
+import mixnet.quantize
 from mixnet.cli import main
 from mixnet.data import build_datasets, eval_transform
+from mixnet.export import ort_session
 from mixnet.quantize import quantize_model, quantize_onnx
 
 SIZE = 28  # the digits' native size: no resizing, and a few hundred steps train in seconds
@@ -43,10 +47,19 @@ def trained(digits):
     return model.eval()
 
 
-def test_int8_within_one_point_of_fp32(tmp_path, digits, trained):
+def test_int8_within_one_point_of_fp32(tmp_path, digits, trained, monkeypatch):
     train, val, _ = digits
+    # The timer is replaced by one that runs each contender once and reports fixed times, so the test
+    # can check what is timed (which model, which batch) and how the times reach the report.
+    timed = {}
+
+    def fake_medians(fns, **kwargs):
+        timed.update({k: fn() for k, fn in fns.items()})
+        return {"fp32": 0.004, "int8": 0.001}
+
+    monkeypatch.setattr(mixnet.quantize, "interleaved_medians", fake_medians)
     report = quantize_model(
-        trained, tmp_path, calib_set=train, eval_set=val, img_size=SIZE, calib_images=256, speed_rounds=3
+        trained, tmp_path, calib_set=train, eval_set=val, img_size=SIZE, calib_images=256, speed_batch=3
     )
     assert report.fp32_top1 > 70  # trained: the comparison means something
     assert abs(report.accuracy_drop) <= 1.0, report.as_dict()
@@ -57,7 +70,22 @@ def test_int8_within_one_point_of_fp32(tmp_path, digits, trained):
         t for t in onnx.load(str(report.int8_path)).graph.initializer if t.data_type == onnx.TensorProto.INT8
     ]
     assert len(int8_weights) >= 10  # the convs' weights really are int8
-    assert report.fp32_ms > 0 and report.int8_ms > 0
+    # Accuracies, recomputed independently: eager PyTorch for fp32 (ONNX Runtime agrees with it to 1e-4,
+    # so at most a near-tie may flip), a fresh ONNX Runtime loop for int8.
+    x = torch.stack([val[i][0] for i in range(len(val))])
+    y = torch.tensor([val[i][1] for i in range(len(val))])
+    with torch.no_grad():
+        eager_top1 = 100.0 * (trained(x).argmax(1) == y).float().mean().item()
+    assert abs(report.fp32_top1 - eager_top1) <= 0.2  # one image of 500
+    int8_logits = ort_session(report.int8_path, 1).run(None, {"input": x.numpy()})[0]
+    assert report.int8_top1 == pytest.approx(100.0 * (int8_logits.argmax(1) == y.numpy()).mean())
+    # Speed: each contender ran its own model on a batch of speed_batch, and ms/speedup follow the timer.
+    xs = np.random.default_rng(0).standard_normal((3, 3, SIZE, SIZE), dtype=np.float32)
+    for key, path in (("fp32", report.fp32_path), ("int8", report.int8_path)):
+        assert timed[key][0].shape == (3, 10)
+        np.testing.assert_allclose(timed[key][0], ort_session(path, 1).run(None, {"input": xs})[0], atol=1e-5)
+    assert (report.fp32_ms, report.int8_ms, report.speed_batch) == (4.0, 1.0, 3)
+    assert report.speedup == pytest.approx(4.0) and report.as_dict()["speedup"] == pytest.approx(4.0)
 
 
 def test_quantize_onnx_rejects_bad_input(tmp_path):
@@ -67,17 +95,50 @@ def test_quantize_onnx_rejects_bad_input(tmp_path):
         quantize_onnx(tmp_path / "none.onnx", tmp_path / "q.onnx", calibration=[], method="magic")
 
 
-def test_cli_quantize(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"speed_batch": 0}, "speed_batch must be a positive integer, got 0"),
+        ({"speed_rounds": -1}, "speed_rounds must be a positive integer, got -1"),
+        ({"threads": 1.5}, "threads must be a positive integer, got 1.5"),
+        ({"calib_images": 0}, "calib_images must be a positive integer, got 0"),
+        ({"method": "magic"}, "method must be one of"),
+    ],
+)
+def test_quantize_model_rejects_bad_options_before_exporting(tmp_path, kwargs, message):
+    model = mixnet.create_model("mixnet_s", num_classes=10)
+    with pytest.raises(ValueError, match=message):
+        quantize_model(model, tmp_path / "q", calib_set=[], eval_set=[], img_size=32, **kwargs)
+    assert not (tmp_path / "q").exists()
+
+
+def test_cli_quantize(tmp_path, capsys, monkeypatch):
     # The CLI wiring on a registered model with a 10-class checkpoint (random weights: accuracy ~10%).
     model = mixnet.create_model("mixnet_s", num_classes=10)
     ckpt = tmp_path / "ckpt.pth"
     names = [str(i) for i in range(10)]
     torch.save({"model": model.state_dict(), "class_names": names, "model_name": "mixnet_s", "img_size": 32}, ckpt)
-    args = ["quantize", "--checkpoint", str(ckpt), "--calib-images", "32", "--out", str(tmp_path / "q")]
-    assert main(args) == 0
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return mixnet.quantize.quantize_model(*args, **kwargs)
+
+    monkeypatch.setattr(mixnet.cli.quantize, "quantize_model", spy)
+    args = ["quantize", "--checkpoint", str(ckpt), "--calib-images", "32", "--speed-rounds", "2"]
+    # The shared eval-transform options: mean/std 0.5 map every pixel into [-1, 1] (ImageNet's would not).
+    args += ["--mean", "0.5", "0.5", "0.5", "--std", "0.5", "0.5", "0.5", "--interpolation", "bilinear"]
+    assert main([*args, "--out", str(tmp_path / "q")]) == 0
     out = capsys.readouterr().out
     assert "int8 speed-up" in out and "held-out" in out
     assert (tmp_path / "q" / "mixnet_s.int8.onnx").is_file()
+    calib = torch.stack([seen["calib_set"][i][0] for i in range(32)])
+    assert calib.shape[-2:] == (32, 32) and calib.min() >= -1 - 1e-6 and calib.max() <= 1 + 1e-6
+    assert calib.min() < -0.5 and seen["speed_rounds"] == 2
+    for option in ("--speed-batch", "--speed-rounds", "--threads", "--calib-images"):
+        assert main(["quantize", "--checkpoint", str(ckpt), option, "0", "--out", str(tmp_path / "z")]) == 2
+        assert f"{option} must be a positive integer, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
     bad = tmp_path / "bad.pth"
     torch.save({"model": mixnet.create_model("mixnet_s", num_classes=7).state_dict(), "model_name": "mixnet_s"}, bad)
     assert main(["quantize", "--checkpoint", str(bad), "--img-size", "32", "--out", str(tmp_path / "b")]) == 2

@@ -10,7 +10,8 @@ TF "SAME" padding as a constant pad once the input size is known (what TF's own 
 Why centering is exact even for TF "SAME" at stride 2: the total SAME padding is
 ``(ceil(n / s) - 1) * s + k - n``, which grows by exactly 2 when k grows by 2, and the before-padding
 ``total // 2`` grows by exactly 1. So a k x k kernel centered in a kmax x kmax kernel sees the same
-pixels under the big kernel's padding as under its own.
+pixels under the big kernel's padding as under its own. That needs the total to be unclamped
+(``k >= stride``), which :func:`can_fuse_depthwise` checks.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def _clone_conv(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None
         bias=bias is not None,
         padding=conv.padding,
         dtype=conv.weight.dtype,
+        device=conv.weight.device,
     )
     if isinstance(conv, PadConv2d):
         new: nn.Conv2d = PadConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, pad=conv.pad, **kwargs)
@@ -121,6 +123,7 @@ def static_same(conv: nn.Conv2d, in_hw: tuple[int, int]) -> nn.Conv2d:
         groups=conv.groups,
         bias=conv.bias is not None,
         dtype=conv.weight.dtype,
+        device=conv.weight.device,
     )
     if top == bottom and left == right:  # symmetric: the conv's own padding is enough (and fastest)
         new: nn.Conv2d = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=(top, left), **kw)
@@ -136,8 +139,11 @@ def static_same(conv: nn.Conv2d, in_hw: tuple[int, int]) -> nn.Conv2d:
 def can_fuse_depthwise(convs: Sequence[nn.Conv2d]) -> bool:
     """True when depthwise group convs can become one depthwise conv with centered kernels.
 
-    Needs: depthwise, square odd kernels, one stride and dilation 1 for all, and each conv's padding
-    the "centered" one of its kernel (k // 2 symmetric, or TF SAME of any kind).
+    Needs: depthwise, square odd kernels, one stride and dilation 1 for all, zero padding, and each
+    conv's padding the "centered" one of its kernel: ``k // 2`` symmetric, or dynamic TF SAME with
+    ``k >= stride``. The SAME total ``(ceil(n / s) - 1) * s + k - n`` is negative for ``k < s`` at some
+    sizes (k=1, s=2, even n: -1) and then clamped to 0, which breaks the "grows by exactly 2" argument:
+    a 1x1 centered in a 3x3 would read the pixel one to the right and below.
     """
     first = convs[0]
     for c in convs:
@@ -146,7 +152,12 @@ def can_fuse_depthwise(convs: Sequence[nn.Conv2d]) -> bool:
             return False
         if c.stride != first.stride or c.dilation != (1, 1) or type(c) is not type(first):
             return False
-        if isinstance(c, PadConv2d) or not (isinstance(c, SameConv2d) or c.padding == (k // 2, k // 2)):
+        if c.padding_mode != "zeros" or isinstance(c, PadConv2d):
+            return False
+        if isinstance(c, SameConv2d):
+            if k < max(c.stride):
+                return False
+        elif c.padding != (k // 2, k // 2):
             return False
     return True
 
@@ -162,10 +173,11 @@ def fuse_depthwise(convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
     kmax = max(c.kernel_size[0] for c in convs)
     channels = sum(c.out_channels for c in convs)
     first = convs[0]
-    dtype = first.weight.dtype
-    weight = torch.zeros(channels, 1, kmax, kmax, dtype=dtype)
+    # New tensors follow the source weights, so a CUDA or float64 model stays one.
+    like = {"dtype": first.weight.dtype, "device": first.weight.device}
+    weight = torch.zeros(channels, 1, kmax, kmax, **like)
     has_bias = any(c.bias is not None for c in convs)
-    bias = torch.zeros(channels, dtype=dtype) if has_bias else None
+    bias = torch.zeros(channels, **like) if has_bias else None
     start = 0
     for c in convs:
         k, off, end = c.kernel_size[0], (kmax - c.kernel_size[0]) // 2, start + c.out_channels
@@ -175,7 +187,7 @@ def fuse_depthwise(convs: Sequence[nn.Conv2d]) -> nn.Conv2d:
         start = end
     cls = SameConv2d if isinstance(first, SameConv2d) else nn.Conv2d
     pad = 0 if cls is SameConv2d else kmax // 2
-    fused = cls(channels, channels, kmax, first.stride, pad, 1, channels, has_bias, dtype=dtype)
+    fused = cls(channels, channels, kmax, first.stride, pad, 1, channels, has_bias, **like)
     with torch.no_grad():
         fused.weight.copy_(weight)
         if bias is not None:
@@ -204,23 +216,25 @@ def merge_pointwise(convs: Sequence[nn.Conv2d], in_splits: Sequence[int], mode: 
         return SplitConcat(convs, in_splits)
     c_in, c_out = sum(in_splits), sum(c.out_channels for c in convs)
     first = convs[0]
-    dtype = first.weight.dtype
+    like = {"dtype": first.weight.dtype, "device": first.weight.device}
     has_bias = any(c.bias is not None for c in convs)
-    bias = torch.cat(
-        [c.bias.detach() if c.bias is not None else torch.zeros(c.out_channels, dtype=dtype) for c in convs]
-    )
+    bias = torch.cat([c.bias.detach() if c.bias is not None else torch.zeros(c.out_channels, **like) for c in convs])
     if mode == "grouped":
-        if len(set(in_splits)) != 1 or len({c.out_channels for c in convs}) != 1:
-            raise ValueError(f"grouped merge needs equal splits, got in {list(in_splits)}")
+        out_splits = [c.out_channels for c in convs]
+        if len(set(in_splits)) != 1 or len(set(out_splits)) != 1:
+            raise ValueError(
+                f"a grouped merge needs equal channel splits, got in {list(in_splits)} -> out {out_splits}; "
+                "use mode 'dense' or 'split'"
+            )
         weight = torch.cat([c.weight.detach() for c in convs])
-        merged = nn.Conv2d(c_in, c_out, 1, groups=len(convs), bias=has_bias, dtype=dtype)
+        merged = nn.Conv2d(c_in, c_out, 1, groups=len(convs), bias=has_bias, **like)
     elif mode == "dense":
-        weight = torch.zeros(c_out, c_in, 1, 1, dtype=dtype)
+        weight = torch.zeros(c_out, c_in, 1, 1, **like)
         i0 = o0 = 0
         for c, ci in zip(convs, in_splits, strict=True):
             weight[o0 : o0 + c.out_channels, i0 : i0 + ci] = c.weight.detach()
             i0, o0 = i0 + ci, o0 + c.out_channels
-        merged = nn.Conv2d(c_in, c_out, 1, bias=has_bias, dtype=dtype)
+        merged = nn.Conv2d(c_in, c_out, 1, bias=has_bias, **like)
     else:
         raise ValueError(f"mode must be 'split', 'grouped' or 'dense', got {mode!r}")
     with torch.no_grad():

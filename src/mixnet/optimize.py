@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from mixnet import fuse
-from mixnet.layers import MixConv2d
+from mixnet.layers import MixConv2d, SameConv2d
 from mixnet.model import MixNet
 
 # Rules read off the per-layer measurements (see the module docstring).
@@ -56,10 +56,13 @@ class Plan:
     Attributes:
         choices: layer name -> the rewrite used (``fused k7``, ``split``, ``dense``, ``grouped``, ...).
         static_padding: whether TF "SAME" padding was made static for ``img_size``.
+        static_same_layers: the layers whose size-dependent TF "SAME" padding became constant pads;
+            when any exist, the model is only correct at ``img_size`` and checks its input size.
     """
 
     choices: dict[str, str] = field(default_factory=dict)
     static_padding: bool = False
+    static_same_layers: list[str] = field(default_factory=list)
 
 
 class InferenceMixNet(nn.Module):
@@ -70,6 +73,8 @@ class InferenceMixNet(nn.Module):
         channels_last: whether weights and the input are converted to channels_last.
         img_size: the input size static padding was computed for (None: padding stays dynamic).
         plan: the rewrite chosen for each layer.
+        fixed_size: ``(img_size, img_size)`` when some TF "SAME" padding was made static, so that any
+            other input size would give wrong outputs of the right shape; None when any size works.
     """
 
     def __init__(self, model: nn.Module, *, channels_last: bool, img_size: int | None, plan: Plan) -> None:
@@ -78,29 +83,54 @@ class InferenceMixNet(nn.Module):
         self.channels_last = channels_last
         self.img_size = img_size
         self.plan = plan
+        self.fixed_size = (img_size, img_size) if img_size is not None and plan.static_same_layers else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """Runs the network (converting the input to channels_last first when enabled)."""
+        """Runs the network (converting the input to channels_last first when enabled).
+
+        Raises:
+            ValueError: the model has static SAME padding and ``x`` is not ``img_size`` x ``img_size``.
+        """
+        # The check compares Python ints: torch.export/dynamo (and so the ONNX exporter) see static
+        # spatial sizes and record no op for it; torch.jit.trace would record nothing useful, so skip it.
+        if self.fixed_size is not None and not torch.jit.is_tracing() and tuple(x.shape[-2:]) != self.fixed_size:
+            raise ValueError(
+                f"this model was optimized with static TF 'SAME' padding for {self.fixed_size[0]}x"
+                f"{self.fixed_size[1]} inputs but got {x.shape[-2]}x{x.shape[-1]}; re-optimize with "
+                f"img_size={x.shape[-2]} (square inputs) or omit img_size to keep the padding dynamic"
+            )
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
 
 def _input_sizes(model: MixNet, img_size: int) -> dict[str, tuple[int, int]]:
-    """Spatial input size of every conv and MixConv, from one forward pass at ``img_size``."""
+    """Spatial input size of every conv and MixConv that runs, from one forward pass at ``img_size``."""
     sizes: dict[str, tuple[int, int]] = {}
     hooks = [
         m.register_forward_hook(lambda mod, inp, out, n=name: sizes.__setitem__(n, tuple(inp[0].shape[-2:])))
         for name, m in model.named_modules()
         if isinstance(m, (nn.Conv2d, MixConv2d))
     ]
+    w = model.stem.conv.weight  # probe on the model's device and dtype (a CUDA model, a float64 model)
     try:
         with torch.no_grad():
-            model(torch.zeros(1, model.stem.conv.in_channels, img_size, img_size, dtype=model.stem.conv.weight.dtype))
+            model(torch.zeros(1, w.shape[1], img_size, img_size, dtype=w.dtype, device=w.device))
     finally:
         for h in hooks:
             h.remove()
     return sizes
+
+
+def _drop_blocks_after_last_tap(net: MixNet) -> None:
+    """Removes the blocks a ``features_only`` model never runs (those after its last feature map).
+
+    ``forward_features`` stops after the last tap, so those blocks have no input size to plan with
+    and would only hold memory; stage and block indices of the taps stay valid.
+    """
+    s_last, b_last = max((f["stage"], f["block"]) for f in net.feature_info)
+    net.stages = net.stages[: s_last + 1]
+    net.stages[s_last] = net.stages[s_last][: b_last + 1]
 
 
 def optimize_for_inference(
@@ -121,12 +151,15 @@ def optimize_for_inference(
     Args:
         model: a :class:`mixnet.model.MixNet` (classifier or ``features_only``).
         img_size: the input resolution the model will see. With it, TF "SAME" padding becomes static
-            (constant pads, what ONNX export wants) and the per-layer rules use the true sizes;
-            other sizes still give correct outputs only when their SAME padding is the same.
-            Without it the rules assume 224 and SAME padding stays dynamic.
+            (constant pads, what ONNX export wants) and the per-layer rules use the true sizes. When
+            that makes any padding static (``tf_`` models), the result only accepts
+            ``img_size`` x ``img_size`` inputs and raises ValueError for others. Without it the
+            rules assume 224, SAME padding stays dynamic and any input size works.
         channels_last: run in channels_last memory format (faster on x86 CPUs with oneDNN).
         fuse_depthwise: ``auto`` (the measured rule), True (always fuse) or False (keep split).
-        merge_pointwise: ``auto`` (the measured rule), or force ``split``/``grouped``/``dense``.
+        merge_pointwise: ``auto`` (the measured rule, dense where splits are unequal), or force
+            ``split``/``grouped``/``dense``; a forced ``grouped`` raises ValueError for a layer
+            whose channel splits are unequal (one grouped conv cannot express it).
         compile: wrap the result in ``torch.compile`` (needs a C++ compiler for the CPU backend).
 
     Returns:
@@ -134,7 +167,7 @@ def optimize_for_inference(
 
     Raises:
         TypeError: ``model`` is not a MixNet.
-        ValueError: a bad option value.
+        ValueError: a bad option value, or ``grouped`` forced on a layer with unequal splits.
     """
     if not isinstance(model, MixNet):
         raise TypeError(f"optimize_for_inference needs a mixnet MixNet, got {type(model).__name__}")
@@ -147,28 +180,33 @@ def optimize_for_inference(
     net = copy.deepcopy(model).eval()
     for p in net.parameters():
         p.requires_grad_(False)
+    if net.features_only:
+        _drop_blocks_after_last_tap(net)
     sizes = _input_sizes(net, img_size or 224)
     static = img_size is not None
     plan = Plan(static_padding=static)
 
+    def make_static(name: str, conv: nn.Conv2d) -> nn.Conv2d:
+        if not static:
+            return conv
+        if isinstance(conv, SameConv2d) and name not in plan.static_same_layers:
+            plan.static_same_layers.append(name)
+        return fuse.static_same(conv, sizes[name])
+
     def single(name: str, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-        folded = fuse.fold_bn(conv, *fuse.bn_scale_shift(bn))
-        return fuse.static_same(folded, sizes[name]) if static else folded
+        return make_static(name, fuse.fold_bn(conv, *fuse.bn_scale_shift(bn)))
 
     def depthwise(name: str, mix: MixConv2d, bn: nn.BatchNorm2d) -> nn.Module:
         convs = fuse.fold_bn_into_groups(list(mix.convs), bn)
         if len(convs) == 1:
             plan.choices[name] = f"single k{mix.kernel_sizes[0]}"
-            return fuse.static_same(convs[0], sizes[name]) if static else convs[0]
+            return make_static(name, convs[0])
         want = prefer_fused_depthwise(sizes[name], channels_last) if fuse_depthwise == "auto" else fuse_depthwise
         if want and fuse.can_fuse_depthwise(convs):
             plan.choices[name] = f"fused k{max(mix.kernel_sizes)}"
-            fused = fuse.fuse_depthwise(convs)
-            return fuse.static_same(fused, sizes[name]) if static else fused
+            return make_static(name, fuse.fuse_depthwise(convs))
         plan.choices[name] = "split"
-        if static:
-            convs = [fuse.static_same(c, sizes[name]) for c in convs]
-        return fuse.SplitConcat(convs, mix.in_splits)
+        return fuse.SplitConcat([make_static(name, c) for c in convs], mix.in_splits)
 
     def pointwise(name: str, mix: MixConv2d, bn: nn.BatchNorm2d) -> nn.Module:
         convs = fuse.fold_bn_into_groups(list(mix.convs), bn)
@@ -178,7 +216,10 @@ def optimize_for_inference(
             preferred_pointwise_merge(mix.in_splits, mix.out_splits) if merge_pointwise == "auto" else merge_pointwise
         )
         if mode == "grouped" and (len(set(mix.in_splits)) > 1 or len(set(mix.out_splits)) > 1):
-            mode = "dense"  # unequal splits cannot be one grouped conv
+            raise ValueError(
+                f"merge_pointwise='grouped' needs equal channel splits, but {name} splits "
+                f"{mix.in_splits} -> {mix.out_splits}; use 'auto' (dense there) or 'dense'"
+            )
         plan.choices[name] = mode
         return fuse.merge_pointwise(convs, mix.in_splits, mode)
 

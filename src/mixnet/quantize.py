@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 from mixnet.export import ort_session, to_onnx
 from mixnet.timing import interleaved_medians
 
+CALIB_METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
+
 
 class _Reader:
     """An ONNX Runtime CalibrationDataReader over arrays (NCHW float32 batches)."""
@@ -68,7 +70,7 @@ def quantize_onnx(
         "percentile": CalibrationMethod.Percentile,
     }
     if method not in methods:
-        raise ValueError(f"method must be one of {sorted(methods)}, got {method!r}")
+        raise ValueError(f"method must be one of {list(CALIB_METHODS)}, got {method!r}")
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if not fp32_path.is_file():
         raise FileNotFoundError(f"ONNX model {str(fp32_path)!r} does not exist")
@@ -190,7 +192,22 @@ def quantize_model(
         speed_batch: batch size of the speed comparison.
         speed_rounds: interleaved rounds of the speed comparison.
         method: calibration method (see :func:`quantize_onnx`).
+
+    Raises:
+        ValueError: a non-positive count (``calib_images``, ``threads``, ``speed_batch``,
+            ``speed_rounds``) or an unknown ``method``.
     """
+    counts = {
+        "calib_images": calib_images,
+        "threads": threads,
+        "speed_batch": speed_batch,
+        "speed_rounds": speed_rounds,
+    }
+    for option, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{option} must be a positive integer, got {value!r}")
+    if method not in CALIB_METHODS:  # before the export, not after it
+        raise ValueError(f"method must be one of {list(CALIB_METHODS)}, got {method!r}")
     out_dir = Path(out_dir)
     fp32 = to_onnx(model, out_dir / f"{name}.onnx", img_size=img_size, threads=threads).path
     calib = dataset_batches(calib_set, calib_images)

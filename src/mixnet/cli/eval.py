@@ -41,8 +41,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     w.add_argument("--pretrained", action="store_true", help="timm's ImageNet weights from the Hugging Face hub")
 
 
-def add_transform_args(p: argparse.ArgumentParser) -> None:
-    """Options of the eval transform and the run (shared by eval and predict)."""
+def add_preprocess_args(p: argparse.ArgumentParser) -> None:
+    """Options of the eval transform read by :func:`transform_from_args` (shared by eval, predict, quantize)."""
     p.add_argument(
         "--img-size",
         type=int,
@@ -62,6 +62,11 @@ def add_transform_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--mean", type=float, nargs=3, default=list(IMAGENET_MEAN), help="normalisation mean (RGB)")
     p.add_argument("--std", type=float, nargs=3, default=list(IMAGENET_STD), help="normalisation std (RGB)")
+
+
+def add_transform_args(p: argparse.ArgumentParser) -> None:
+    """Options of the eval transform and the run (shared by eval and predict)."""
+    add_preprocess_args(p)
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto (CUDA if available)")
     p.add_argument(
@@ -94,8 +99,16 @@ def load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, dict]:
 
 
 def transform_from_args(args: argparse.Namespace, info: dict):
-    """The eval transform from the options, else the checkpoint's run, else defaults: (transform, settings)."""
-    saved = info.get("eval_kwargs", {})
+    """The eval transform from the options, else the checkpoint's run, else defaults: (transform, settings).
+
+    Raises:
+        ValueError: a non-positive ``--img-size`` or a ``--crop-pct`` outside (0, 1].
+    """
+    if args.img_size is not None and args.img_size < 1:
+        raise ValueError(f"--img-size must be a positive integer, got {args.img_size}")
+    if args.crop_pct is not None and not 0 < args.crop_pct <= 1:
+        raise ValueError(f"--crop-pct must be in (0, 1], got {args.crop_pct}")
+    saved = info.get("eval_kwargs") or {}  # a checkpoint may store None
     settings = {
         "img_size": args.img_size or info.get("img_size") or DEFAULT_IMG_SIZE,
         "crop_pct": args.crop_pct or saved.get("crop_pct") or DEFAULT_CROP_PCT,

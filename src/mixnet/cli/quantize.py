@@ -10,27 +10,26 @@ import argparse
 import json
 import warnings
 
+from mixnet.checkpoint_meta import model_from_checkpoint
+from mixnet.cli.eval import add_preprocess_args, transform_from_args
+from mixnet.data import build_datasets
+from mixnet.quantize import CALIB_METHODS, quantize_model
+
 
 def run(args: argparse.Namespace) -> int:
     """Exports, quantizes, evaluates both models and prints accuracy and speed."""
-    from mixnet.checkpoint_meta import model_from_checkpoint
-    from mixnet.data import build_datasets, eval_transform
-    from mixnet.quantize import quantize_model
-
-    if args.calib_images < 1:
-        raise ValueError(f"--calib-images must be at least 1, got {args.calib_images}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    # Checked before the (slow) model loading and export, each naming its option.
+    for option in ("calib_images", "threads", "speed_batch", "speed_rounds"):
+        value = getattr(args, option)
+        if value < 1:
+            raise ValueError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+    if args.img_size is not None and args.img_size < 8:
+        raise ValueError(f"--img-size must be at least 8, got {args.img_size}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         model, info = model_from_checkpoint(args.model, args.checkpoint, pretrained=args.pretrained)
-    img_size = args.img_size or info.get("img_size") or 224
-    saved = info.get("eval_kwargs") or {}
-    tf = eval_transform(
-        img_size,
-        crop_pct=args.crop_pct or saved.get("crop_pct") or 0.875,
-        interpolation=saved.get("interpolation") or "bicubic",
-    )
+    tf, settings = transform_from_args(args, info)
+    img_size = settings["img_size"]
     train_set, val_set, classes = build_datasets(args.data, train_tf=tf, val_tf=tf)
     if len(classes) != info["num_classes"]:
         raise ValueError(
@@ -49,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.name or info["model_name"],
         threads=args.threads,
         speed_batch=args.speed_batch,
+        speed_rounds=args.speed_rounds,
         method=args.method,
     )
     if args.json:
@@ -79,11 +79,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", action="store_true", help="timm's ImageNet weights (needs ImageNet as --data)")
     p.add_argument("--data", default="digits", help="'digits' (built in) or a folder with train/ and val/")
     p.add_argument("--calib-images", type=int, default=300, help="train images to calibrate on")
-    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax", help="calibration")
-    p.add_argument("--img-size", type=int, default=None, help="input resolution (default: checkpoint's, else 224)")
-    p.add_argument("--crop-pct", type=float, default=None, help="eval center-crop fraction (default: run's, 0.875)")
+    p.add_argument("--method", choices=CALIB_METHODS, default="minmax", help="calibration")
+    add_preprocess_args(p)  # --img-size, --crop-pct, --interpolation, --mean, --std: as in mixnet eval
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for evaluation and timing")
     p.add_argument("--speed-batch", type=int, default=1, help="batch size of the speed comparison")
+    p.add_argument("--speed-rounds", type=int, default=15, help="interleaved rounds of the speed comparison")
     p.add_argument("--name", help="file name stem (default: the model name)")
     p.add_argument("--out", default="exports", help="output folder for <name>.onnx and <name>.int8.onnx")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
