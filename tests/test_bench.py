@@ -7,7 +7,8 @@ from mixnet.cli import main
 
 
 def test_bench_cli_writes_csv_markdown_and_plot(tmp_path, capsys):
-    args = ["bench", "--models", "mixnet_s", "--batches", "1", "--img-size", "32", "--rounds", "1"]
+    # Two batch sizes: the second reuses the exports of the first, which must hold the same weights.
+    args = ["bench", "--models", "mixnet_s", "--batches", "1,2", "--img-size", "32", "--rounds", "1"]
     args += ["--train", "--train-settings", "2x32", "--out", str(tmp_path)]
     assert main(args) == 0
     rows = list(csv.DictReader(open(tmp_path / "bench.csv")))

@@ -116,13 +116,15 @@ def inference_contenders(
     from mixnet.export import to_onnx
     from mixnet.optimize import optimize_for_inference
 
+    # Weights depend on the seed alone (not on the batch size), so the exports cached in ``workdir`` by
+    # the first batch size hold the same weights as the models built for the next one.
     torch.manual_seed(0)
-    x = torch.randn(batch, 3, img_size, img_size)
     ref = timm.create_model(name).eval()
     ref_cl = timm.create_model(name).eval().to(memory_format=torch.channels_last)
     ref_cl.load_state_dict(ref.state_dict())
     ours = create_model(name).eval()
     ours.load_state_dict(from_timm(ref.state_dict()))
+    x = torch.randn(batch, 3, img_size, img_size, generator=torch.Generator().manual_seed(1))
     onnx_dir = workdir / f"{name}-{img_size}px"
     timm_onnx, ours_onnx, int8_onnx = (onnx_dir / f for f in ("timm.onnx", "ours.onnx", "ours.int8.onnx"))
     if not timm_onnx.exists():
