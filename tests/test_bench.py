@@ -2,7 +2,7 @@
 
 import csv
 
-from mixnet.bench import INFERENCE_CONTENDERS, TRAINING_CONTENDERS
+from mixnet.bench import INFERENCE_CONTENDERS, TRAINING_CONTENDERS, read_rows
 from mixnet.cli import main
 
 
@@ -12,6 +12,8 @@ def test_bench_cli_writes_csv_markdown_and_plot(tmp_path, capsys):
     args += ["--train", "--train-settings", "2x32", "--out", str(tmp_path)]
     assert main(args) == 0
     rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
+    again = read_rows(tmp_path / "bench.csv")  # the CSV reads back into rows that redraw the same table
+    assert [r.images_per_s for r in again] == [float(r["images_per_s"]) for r in rows]
     inference = {r["contender"] for r in rows if r["kind"] == "inference"}
     assert inference == set(INFERENCE_CONTENDERS)
     assert {r["contender"] for r in rows if r["kind"] == "training"} == set(TRAINING_CONTENDERS)

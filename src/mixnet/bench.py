@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 import platform
 import tempfile
@@ -280,6 +281,14 @@ def bench_training(
     return rows
 
 
+def read_rows(path: str | Path) -> list[Row]:
+    """Reads the rows of a ``bench.csv`` back (to redraw the table or plot without measuring again)."""
+    types = {f.name: f.type for f in dataclasses.fields(Row)}
+    conv = {"int": int, "float": float, "str": str}
+    with open(path, newline="") as f:
+        return [Row(**{k: conv[str(types[k])](v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
+
+
 def write_outputs(rows: list[Row], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
     """Writes ``bench.csv``, ``bench.md`` and (for inference rows) ``bench.png``; returns their paths."""
     out = Path(out_dir)
@@ -315,13 +324,14 @@ def format_markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
             "",
             f"### {kind}",
             "",
-            "| model | batch | px | contender | images/s | ms/batch | vs timm |",
-            "|---|---|---|---|---|---|---|",
+            "| model | batch | px | contender | images/s | ms/batch | vs timm | max abs diff |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in (r for r in rows if r.kind == kind):
+            diff = "-" if math.isnan(r.max_abs_diff) else f"{r.max_abs_diff:.1e}"
             lines.append(
                 f"| {r.model} | {r.batch} | {r.img_size} | {r.contender} | {r.images_per_s:.1f} | "
-                f"{r.ms_per_batch:.1f} | {r.vs_timm_eager:.2f}x | {r.max_abs_diff:.1e} |"
+                f"{r.ms_per_batch:.1f} | {r.vs_timm_eager:.2f}x | {diff} |"
             )
     return "\n".join(lines) + "\n"
 
