@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -99,6 +100,33 @@ def _check(fmt: str, diff: float, tolerance: float, path: Path) -> None:
         )
 
 
+def _check_and_keep(
+    fmt: str,
+    model: nn.Module,
+    net: nn.Module,
+    run: Callable[[torch.Tensor], object],
+    tmp: Path,
+    path: Path,
+    check_batch: int,
+    img_size: int,
+    check: bool,
+    tolerance: float,
+) -> ExportResult:
+    """Runs the written file (``run``) on a batch of ``check_batch``, compares it with the original model,
+    and only then moves it from ``tmp`` to ``path``: a file that failed its check is deleted, never kept."""
+    diff = float("nan")
+    if check:
+        x = _example(net, check_batch, img_size)
+        diff = _max_diff(run(x), _reference(model, x))
+        try:
+            _check(fmt, diff, tolerance, path)
+        except ExportCheckError:
+            tmp.unlink(missing_ok=True)
+            raise
+    tmp.replace(path)
+    return ExportResult(fmt, path, diff, check_batch)
+
+
 def prepare(model: nn.Module, *, img_size: int, optimize: bool, channels_last: bool = False) -> nn.Module:
     """The module to export: ``optimize_for_inference`` at ``img_size``, or an eval-mode copy."""
     if optimize:
@@ -167,18 +195,11 @@ def to_onnx(
             verbose=False,
             **kwargs,
         )
-    diff, check_batch = float("nan"), batch + 1
-    if check:
-        x = _example(net, check_batch, img_size)
-        outs = ort_session(tmp, threads).run(None, {"input": x.numpy()})
-        diff = _max_diff(outs, _reference(model, x))
-        try:
-            _check("onnx", diff, tolerance, path)
-        except ExportCheckError:
-            tmp.unlink(missing_ok=True)  # never leave a file that failed its check where the good one goes
-            raise
-    tmp.replace(path)
-    return ExportResult("onnx", path, diff, check_batch)
+
+    def run(x: torch.Tensor) -> object:
+        return ort_session(tmp, threads).run(None, {"input": x.numpy()})
+
+    return _check_and_keep("onnx", model, net, run, tmp, path, batch + 1, img_size, check, tolerance)
 
 
 def to_torchscript(
@@ -207,20 +228,13 @@ def to_torchscript(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.save(traced, str(tmp))
-    diff, check_batch = float("nan"), batch + 1
-    if check:
-        x = _example(net, check_batch, img_size)
+
+    def run(x: torch.Tensor) -> object:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notice; TorchScript is what was asked for
-            loaded = torch.jit.load(str(tmp))
-            diff = _max_diff(loaded(x), _reference(model, x))
-        try:
-            _check("torchscript", diff, tolerance, path)
-        except ExportCheckError:
-            tmp.unlink(missing_ok=True)
-            raise
-    tmp.replace(path)
-    return ExportResult("torchscript", path, diff, check_batch)
+            return torch.jit.load(str(tmp))(x)
+
+    return _check_and_keep("torchscript", model, net, run, tmp, path, batch + 1, img_size, check, tolerance)
 
 
 def to_torch_export(
@@ -247,19 +261,12 @@ def to_torch_export(
     program = torch.export.export(net, (example,), dynamic_shapes=({0: batch_dim},))
     tmp = _partial(path)
     torch.export.save(program, str(tmp))
-    diff, check_batch = float("nan"), batch + 1
-    if check:
-        x = _example(net, check_batch, img_size)
-        loaded = torch.export.load(str(tmp)).module()
+
+    def run(x: torch.Tensor) -> object:
         with torch.no_grad():
-            diff = _max_diff(loaded(x), _reference(model, x))
-        try:
-            _check("torch_export", diff, tolerance, path)
-        except ExportCheckError:
-            tmp.unlink(missing_ok=True)
-            raise
-    tmp.replace(path)
-    return ExportResult("torch_export", path, diff, check_batch)
+            return torch.export.load(str(tmp)).module()(x)
+
+    return _check_and_keep("torch_export", model, net, run, tmp, path, batch + 1, img_size, check, tolerance)
 
 
 def export(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 
+from mixnet.cli.eval import add_model_args
 from mixnet.export import FORMATS, export
 
 
@@ -50,9 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "leaves no file behind.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", help="registered model name (default: the one the checkpoint records)")
-    p.add_argument("--checkpoint", help="weights file (.pth/.safetensors, mixnet or timm format)")
-    p.add_argument("--pretrained", action="store_true", help="timm's ImageNet weights from the Hugging Face hub")
+    add_model_args(p)
     p.add_argument("--format", choices=[*FORMATS, "all"], default="onnx", help="what to write")
     p.add_argument("--img-size", type=int, default=None, help="input resolution (default: checkpoint's, else 224)")
     p.add_argument("--batch", type=int, default=1, help="example batch for tracing (the batch axis stays dynamic)")

@@ -11,7 +11,7 @@ import json
 import warnings
 
 from mixnet.checkpoint_meta import model_from_checkpoint
-from mixnet.cli.eval import add_preprocess_args, transform_from_args
+from mixnet.cli.eval import add_model_args, add_preprocess_args, transform_from_args
 from mixnet.data import build_datasets
 from mixnet.quantize import CALIB_METHODS, quantize_model
 
@@ -74,9 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "held-out images and their speed (ONNX Runtime, interleaved).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", help="registered model name (default: the one the checkpoint records)")
-    p.add_argument("--checkpoint", help="weights trained on --data (.pth/.safetensors)")
-    p.add_argument("--pretrained", action="store_true", help="timm's ImageNet weights (needs ImageNet as --data)")
+    add_model_args(p)
     p.add_argument("--data", default="digits", help="'digits' (built in) or a folder with train/ and val/")
     p.add_argument("--calib-images", type=int, default=300, help="train images to calibrate on")
     p.add_argument("--method", choices=CALIB_METHODS, default="minmax", help="calibration")
