@@ -363,3 +363,12 @@ def test_only_rank_0_decodes_the_images(digits10, tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent[0])
     with pytest.raises(FileNotFoundError, match="rank 0 could not build the data set: data folder"):
         loop._build_data(missing, DistInfo(rank=1, world_size=2), None, None)
+
+
+def test_compiled_training_saves_plain_weights(digits5, tmp_path):
+    """--compile trains through torch.compile; the checkpoint and export hold the plain model's keys."""
+    r = loop.train(_config(digits5, tmp_path / "run", epochs=1, preset="short", compile=True))
+    assert np.isfinite(r.final["train_loss"])
+    keys = list(torch.load(r.checkpoint, weights_only=True)["model"])
+    assert keys and not any(k.startswith(("_orig_mod.", "module.")) for k in keys)
+    assert main(["eval", "--checkpoint", str(r.weights), "--data", str(digits5), "--json"]) == 0
