@@ -1,4 +1,4 @@
-"""Per-layer measurement behind the rules of ``mixnet.optimize``: fused vs split MixConv, merged 1x1.
+"""Per-layer measurement behind the rules of ``mixnet.deploy.optimize``: fused vs split MixConv, merged 1x1.
 
 For every distinct depthwise MixConv of mixnet_s/m/l at the given resolution (channels, kernel sizes,
 stride, input size) this times, interleaved on the CPU with N threads:
@@ -6,7 +6,7 @@ stride, input size) this times, interleaved on the CPU with N threads:
 - ``fused``: one depthwise conv of the largest kernel with the smaller kernels zero-padded and centered;
 in NCHW and channels_last. For every grouped 1x1 conv it times ``split``, ``grouped`` (one conv,
 groups=2) and ``dense`` (block-diagonal dense 1x1). Prints one markdown row per layer with the ratio
-split/fused (> 1: fused faster), so the rule in ``mixnet.optimize`` can be read off the table.
+split/fused (> 1: fused faster), so the rule in ``mixnet.deploy.optimize`` can be read off the table.
 
     .venv/bin/python benchmarks/layer_rules.py --threads 2 --batch 1 8
 """
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from mixnet import create_model
-from mixnet.bench import machine_info
-from mixnet.fuse import fuse_depthwise, merge_pointwise
+from mixnet.bench.suite import machine_info
+from mixnet.deploy.fuse import fuse_depthwise, merge_pointwise
 from mixnet.layers import MixConv2d
 from mixnet.timing import interleaved_medians
 

@@ -3,5 +3,5 @@
 # Extra arguments go to `mixnet demo` (e.g. --out runs/my-demo, --data path/to/imagefolder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=hub bash scripts/setup.sh
+EXTRAS=train,hub bash scripts/setup.sh
 exec .venv/bin/mixnet demo "$@"

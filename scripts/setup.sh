@@ -3,7 +3,7 @@
 # Usage: source-free; called by scripts/main.sh and scripts/test.sh. EXTRAS picks optional deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras=${EXTRAS:-hub}
+extras=${EXTRAS:-train,hub}
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 stamp=.venv/.mixnet-install-stamp
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-$extras

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from mixnet.arch import BlockArgs, format_block, parse_block, round_channels, scale_stages
-from mixnet.configs import CONFIGS, MIXNET_M, MIXNET_S
+from mixnet.models.arch import BlockArgs, format_block, parse_block, round_channels, scale_stages
+from mixnet.models.configs import CONFIGS, MIXNET_M, MIXNET_S
 
 
 @pytest.mark.parametrize("text", [s for stage in MIXNET_S + MIXNET_M for s in stage])

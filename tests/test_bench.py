@@ -2,13 +2,16 @@
 
 import csv
 
-from mixnet.bench import INFERENCE_CONTENDERS, TRAINING_CONTENDERS, read_rows
+import pytest
+
+from mixnet.bench.suite import INFERENCE_CONTENDERS, TRAINING_CONTENDERS, read_rows
 from mixnet.cli import main
 
 
+@pytest.mark.slow
 def test_bench_cli_writes_csv_markdown_and_plot(tmp_path, capsys):
     # Two batch sizes: the second reuses the exports of the first, which must hold the same weights.
-    args = ["bench", "--models", "mixnet_s", "--batches", "1,2", "--img-size", "32", "--rounds", "1"]
+    args = ["bench", "--model", "mixnet_s", "--batch-size", "1,2", "--img-size", "32", "--rounds", "1"]
     args += ["--train", "--train-settings", "2x32", "--out", str(tmp_path)]
     assert main(args) == 0
     rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
@@ -21,16 +24,16 @@ def test_bench_cli_writes_csv_markdown_and_plot(tmp_path, capsys):
     diffs = {r["contender"]: float(r["max_abs_diff"]) for r in rows if r["kind"] == "inference"}
     assert max(d for c, d in diffs.items() if "int8" not in c) <= 1e-3  # all compute the same logits
     md = (tmp_path / "bench.md").read_text()
-    assert "threads" in md and "mixnet bench --models mixnet_s" in md and "| mixnet_s | 1 | 32 | ours ORT int8 |" in md
+    assert "threads" in md and "mixnet bench --model mixnet_s" in md and "| mixnet_s | 1 | 32 | ours ORT int8 |" in md
     assert "Intel" in md or "cores" in md
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
 def test_disagreeing_contenders_stop_the_benchmark():
-    import pytest
+
     import torch
 
-    from mixnet.bench import check_agreement
+    from mixnet.bench.suite import check_agreement
 
     same = {"a": lambda: torch.ones(2), "b": lambda: torch.ones(2) + 1e-5, "c int8": lambda: torch.zeros(2)}
     assert check_agreement(same, "a")["c int8"] == 1.0
@@ -39,9 +42,8 @@ def test_disagreeing_contenders_stop_the_benchmark():
 
 
 def test_bad_bench_arguments_are_named(capsys):
-    import pytest
 
-    for args in (["--threads", "0"], ["--train-settings", "2x32x4"], ["--batches", "1,x"]):
+    for args in (["--threads", "0"], ["--train-settings", "2x32x4"], ["--batch-size", "1,x"]):
         with pytest.raises(SystemExit):
             main(["bench", *args])
         assert "error" in capsys.readouterr().err

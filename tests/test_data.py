@@ -131,6 +131,7 @@ def test_digits_with_transforms_give_tensors_and_int_labels():
     assert torch.equal(ds[3][0], x)
 
 
+@pytest.mark.slow
 def test_digits_split_is_the_same_in_another_process():
     code = "from mixnet.data import digits_split; print(digits_split()[1].tolist())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)

@@ -7,24 +7,24 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import randomize_bn, tiny_config
 from PIL import Image
 from safetensors.torch import save_file
 
 import mixnet
-from mixnet.checkpoint_meta import load_checkpoint_meta
 from mixnet.cli import main
 from mixnet.data import build_eval_dataset, eval_transform
-from mixnet.evaluate import evaluate
-from mixnet.predict import imagenet_class_names, predict
-from mixnet.pretrained import CheckpointError
-
-TINY = [["r1_k3_a1_p1_s11_e1_i8_o8"], ["r1_k3.5_a1_p1_s22_e3_i8_o16_se0.25_sw"]]
+from mixnet.eval.evaluate import evaluate
+from mixnet.eval.predict import predict
+from mixnet.io import ModelSpec, read_spec
+from mixnet.io.files import CheckpointError
+from mixnet.io.imagenet import imagenet_class_names
+from mixnet.models.preprocess import Preprocess
 
 
 def tiny_model(num_classes: int) -> mixnet.MixNet:
     """A two-block MixNet that runs in milliseconds."""
-    config = mixnet.MixNetConfig.from_strings(TINY, stem_channels=8, head_channels=32)
-    return mixnet.MixNet(config, num_classes=num_classes).eval()
+    return mixnet.MixNet(tiny_config(), num_classes=num_classes).eval()
 
 
 def plain_metrics(model, images: torch.Tensor, targets: torch.Tensor) -> tuple[float, float, float]:
@@ -67,16 +67,6 @@ def save_trainer_checkpoint(path: Path, model, class_names, img_size=32, name="m
         path,
     )
     return path
-
-
-def randomize_bn(model) -> None:
-    """Running variances near 1e-3 (gamma rescaled to keep activations O(1)): a wrong BN eps shows."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 2e-3 + 1e-3)
-                m.weight.copy_(m.running_var.sqrt())
 
 
 # ---------------------------------------------------------------- evaluate()
@@ -128,49 +118,73 @@ def test_evaluate_on_an_empty_loader_is_an_error():
 # ---------------------------------------------------------------- checkpoint metadata
 
 
-def test_checkpoint_meta_from_trainer_checkpoint_and_safetensors(tmp_path):
+def test_read_spec_of_files_from_before_specs(tmp_path):
+    """Checkpoints and exports written before model specs existed are translated, not refused."""
     model = mixnet.create_model("mixnet_s", num_classes=3)
     names = ["cat", "dog", "emu"]
     args = {"bn_eps": 1e-3, "head_channels": None, "crop_pct": 0.9, "interpolation": "bilinear"}
-    meta = load_checkpoint_meta(save_trainer_checkpoint(tmp_path / "ck.pth", model, names, img_size=64, args=args))
-    assert meta == {
-        "class_names": names,
-        "model_name": "mixnet_s",
-        "img_size": 64,
-        "num_classes": 3,
-        "model_kwargs": {"bn_eps": 1e-3},
-        "eval_kwargs": {"crop_pct": 0.9, "interpolation": "bilinear"},
-    }
+    spec, n = read_spec(save_trainer_checkpoint(tmp_path / "ck.pth", model, names, img_size=64, args=args))
+    want = ModelSpec(
+        "mixnet_s",
+        num_classes=3,
+        config={"bn_eps": 1e-3},
+        class_names=tuple(names),
+        preprocess=Preprocess(img_size=64, crop_pct=0.9, interpolation="bilinear"),
+    )
+    assert (spec, n) == (want, 3)
     st = tmp_path / "ck.safetensors"
     st_meta = {"class_names": json.dumps(names), "model_name": "mixnet_s", "img_size": "64", "crop_pct": "0.9"}
     st_meta |= {"model_kwargs": json.dumps({"bn_eps": 1e-3}), "interpolation": "bilinear"}
     save_file(model.state_dict(), str(st), metadata=st_meta)
-    assert load_checkpoint_meta(st) == meta
+    assert read_spec(st) == (want, 3)
     # A bare state dict (a timm file, say) knows only its class count.
     torch.save(model.state_dict(), tmp_path / "bare.pth")
-    assert load_checkpoint_meta(tmp_path / "bare.pth") == {
-        "class_names": None,
-        "model_name": None,
-        "img_size": None,
-        "num_classes": 3,
-        "model_kwargs": {},
-        "eval_kwargs": {},
-    }
+    assert read_spec(tmp_path / "bare.pth") == (None, 3)
 
 
-def test_checkpoint_meta_rejects_bad_files(tmp_path):
+def test_model_file_round_trip_rebuilds_the_same_function(tmp_path):
+    model = mixnet.create_model("tf_mixnet_s", num_classes=3, width_mult=0.5, bn_eps=1e-4).eval()
+    randomize_bn(model, var_range=(1e-3, 3e-3))  # tiny variances: a wrong BN eps shows
+    spec = ModelSpec.from_model(model, class_names=["a", "b", "c"], preprocess=Preprocess(img_size=96, crop_pct=1.0))
+    assert dict(spec.config) == {"width_mult": 0.5, "bn_eps": 1e-4}  # only what differs from tf_mixnet_s
+    path = mixnet.save_model(tmp_path / "m.safetensors", model, spec)
+    loaded, got = mixnet.load_model(path)
+    assert got == spec and not loaded.training
+    assert loaded.pretrained_cfg["input_size"] == (3, 96, 96) and loaded.pretrained_cfg["crop_pct"] == 1.0
+    x = torch.randn(2, 3, 67, 75)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    # A config of its own (no registered name) round-trips through the whole architecture.
+    own = tiny_model(4)
+    loaded, got = mixnet.load_model(mixnet.save_model(tmp_path / "own.safetensors", own))
+    assert got.architecture is None and loaded.config == own.config
+
+
+def test_read_spec_rejects_bad_files(tmp_path):
     model = mixnet.create_model("mixnet_s", num_classes=3)
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_checkpoint_meta(tmp_path / "missing.pth")
+        read_spec(tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
-        load_checkpoint_meta(tmp_path / "junk.pth")
-    with pytest.raises(CheckpointError, match="2 class names but the classifier has 3"):
-        load_checkpoint_meta(save_trainer_checkpoint(tmp_path / "ck.pth", model, ["a", "b"]))
+        read_spec(tmp_path / "junk.pth")
+    with pytest.raises(CheckpointError, match="2 class names for a classifier of 3 outputs"):
+        read_spec(save_trainer_checkpoint(tmp_path / "ck.pth", model, ["a", "b"]))
     st = tmp_path / "bad.safetensors"
     save_file({"classifier.weight": torch.zeros(3, 4)}, str(st), metadata={"class_names": "[not json"})
-    with pytest.raises(CheckpointError, match="not JSON"):
-        load_checkpoint_meta(st)
+    with pytest.raises(CheckpointError, match="records no architecture|not JSON"):
+        mixnet.load_model(st)
+    spec = ModelSpec.from_model(model).to_dict()
+    for change, message in (
+        ({"colour": "red"}, "unknown model spec field.*colour"),
+        ({"format": 99}, "format 99 is newer"),
+        ({"config": {"widht_mult": 2.0}}, "unknown architecture field.*widht_mult"),
+        ({"architecture": "mixnet_q"}, "unknown model 'mixnet_q'"),
+        ({"num_classes": 4}, "spec says 4 classes but the classifier has 3"),
+    ):
+        path = tmp_path / "spec.safetensors"
+        save_file(model.state_dict(), str(path), metadata={"mixnet.spec": json.dumps(spec | change)})
+        with pytest.raises(CheckpointError, match=message):
+            mixnet.load_model(path)
 
 
 # ---------------------------------------------------------------- mixnet eval
@@ -180,14 +194,16 @@ def test_eval_cli_matches_a_plain_loop_and_maps_classes_by_name(tmp_path, folder
     # A run with a narrower net, the trainer's BN eps and its own eval crop: eval must rebuild all of it.
     run = {"width_mult": 0.5, "head_channels": 256, "bn_eps": 1e-3, "crop_pct": 1.0, "interpolation": "bilinear"}
     model = mixnet.create_model("mixnet_s", num_classes=3, width_mult=0.5, head_channels=256, bn_eps=1e-3).eval()
-    randomize_bn(model)
+    randomize_bn(model, var_range=(1e-3, 3e-3))  # tiny variances: a wrong BN eps shows
+    with torch.no_grad():  # logits of order 1, so that a wrong BN eps shows in the loss
+        model.classifier.weight.div_(model(torch.randn(8, 3, 32, 32)).std())
     # The checkpoint's class order differs from the sorted folder order: folders must map by name.
     names = ["c", "a", "b"]
     ck = save_trainer_checkpoint(tmp_path / "ck.pth", model, names, img_size=32, args=run)
-    rc = main(["eval", "--checkpoint", str(ck), "--data", str(folder), "--json", "--workers", "0", "--device", "cpu"])
+    rc = main(["eval", "--weights", str(ck), "--data", str(folder), "--json", "--workers", "0", "--device", "cpu"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["model_kwargs"] == {"width_mult": 0.5, "head_channels": 256, "bn_eps": 1e-3}
+    assert out["config"] == {"width_mult": 0.5, "head_channels": 256, "bn_eps": 1e-3}
     assert (out["crop_pct"], out["interpolation"]) == (1.0, "bilinear")
     tf = eval_transform(32, crop_pct=1.0, interpolation="bilinear")
     files = sorted((folder / "val").rglob("*.png"))
@@ -203,37 +219,37 @@ def test_eval_cli_matches_a_plain_loop_and_maps_classes_by_name(tmp_path, folder
     assert plain_metrics(other, images, targets)[2] != pytest.approx(loss, rel=1e-3)
 
 
-def test_eval_cli_on_the_builtin_digits_with_a_safetensors_export(tmp_path, capsys):
-    narrow = {"width_mult": 0.25, "head_channels": 128}  # the architecture comes from the metadata too
+def test_eval_cli_on_the_builtin_digits_with_a_model_file(tmp_path, capsys):
+    narrow = {"width_mult": 0.25, "head_channels": 128}  # the architecture comes from the spec too
     model = mixnet.create_model("mixnet_s", num_classes=10, **narrow)
-    st = tmp_path / "digits.safetensors"
-    meta = {"class_names": json.dumps([str(i) for i in range(10)]), "model_name": "mixnet_s", "img_size": "32"}
-    save_file(model.state_dict(), str(st), metadata=meta | {"model_kwargs": json.dumps(narrow)})
-    assert main(["eval", "--checkpoint", str(st), "--workers", "0", "--batch-size", "250"]) == 0
+    spec = ModelSpec.from_model(model, class_names=[str(i) for i in range(10)], preprocess=Preprocess(img_size=32))
+    st = mixnet.save_model(tmp_path / "digits.safetensors", model, spec)
+    assert main(["eval", "--weights", str(st), "--workers", "0", "--batch-size", "250"]) == 0
     out, err = capsys.readouterr()
     assert "on digits: 500 images at 32px" in out and "top-1" in out and "top-5" in out and "images/s" in out
-    assert "does not record bn_eps" in err  # the export leaves it out: say so rather than guess silently
+    assert not err  # nothing to warn about: the file says everything
 
 
 def test_eval_cli_errors(tmp_path, folder, capsys):
     model = mixnet.create_model("mixnet_s", num_classes=5)
     torch.save(model.state_dict(), tmp_path / "bare.pth")
-    assert main(["eval", "--checkpoint", str(tmp_path / "bare.pth"), "--data", str(folder)]) == 2
+    assert main(["eval", "--weights", str(tmp_path / "bare.pth"), "--data", str(folder)]) == 2
     assert "pass --model" in capsys.readouterr().err
-    args = ["eval", "--model", "mixnet_s", "--checkpoint", str(tmp_path / "bare.pth"), "--data", str(folder)]
+    args = ["eval", "--model", "mixnet_s", "--weights", str(tmp_path / "bare.pth"), "--data", str(folder)]
     assert main([*args, "--workers", "0"]) == 2
     assert "the data has 3 classes but the model has 5 outputs" in capsys.readouterr().err
-    assert main(["eval", "--model", "mixnet_s", "--checkpoint", str(tmp_path / "nope.pth")]) == 2
+    assert main(["eval", "--model", "mixnet_s", "--weights", str(tmp_path / "nope.pth")]) == 2
     assert "does not exist" in capsys.readouterr().err
     # A narrowed net exported without its architecture options: the error says where they are.
     st = tmp_path / "narrow.safetensors"
     narrow = mixnet.create_model("mixnet_s", num_classes=3, width_mult=0.25)
     save_file(narrow.state_dict(), str(st), metadata={"model_name": "mixnet_s", "class_names": '["a", "b", "c"]'})
-    assert main(["eval", "--checkpoint", str(st), "--data", str(folder)]) == 2
-    assert "records no architecture options" in capsys.readouterr().err
+    assert main(["eval", "--weights", str(st), "--data", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "shape mismatch: stem.conv.weight" in err and len(err.strip().splitlines()) == 1
     # Hub weights offline (the tests have no network): a clear error that names the local-file option.
-    assert main(["eval", "--model", "mixnet_s", "--pretrained", "--data", str(folder)]) == 2
-    assert "--checkpoint path/to/model.safetensors" in capsys.readouterr().err
+    assert main(["eval", "--model", "mixnet_s", "--weights", "hub", "--data", str(folder)]) == 2
+    assert "--weights path" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- predict
@@ -267,7 +283,7 @@ def test_predict_cli_table_json_and_bad_images(tmp_path, folder, capsys):
     model = mixnet.create_model("mixnet_s", num_classes=3)
     ck = save_trainer_checkpoint(tmp_path / "ck.pth", model, ["ant", "bee", "cow"], img_size=32)
     (folder / "val" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    base = ["predict", str(folder / "val"), "--checkpoint", str(ck), "--topk", "2"]
+    base = ["predict", str(folder / "val"), "--weights", str(ck), "--topk", "2"]
     assert main(base) == 0
     captured = capsys.readouterr()
     assert "broken.jpg" not in captured.out and "skipped 1 of 8" in captured.err
@@ -280,14 +296,14 @@ def test_predict_cli_table_json_and_bad_images(tmp_path, folder, capsys):
     assert all(t["class"] in {"ant", "bee", "cow"} for r in out["predictions"] for t in r["top"])
     assert all(sum(t["prob"] for t in r["top"]) <= 1 + 1e-6 for r in out["predictions"])
     # Nothing readable: an error, not an empty success.
-    assert main(["predict", str(folder / "val" / "a" / "broken.jpg"), "--checkpoint", str(ck)]) == 2
+    assert main(["predict", str(folder / "val" / "a" / "broken.jpg"), "--weights", str(ck)]) == 2
     assert "none of the 1 image(s) could be read" in capsys.readouterr().err
-    assert main(["predict", str(tmp_path / "nothing.png"), "--checkpoint", str(ck)]) == 2
+    assert main(["predict", str(tmp_path / "nothing.png"), "--weights", str(ck)]) == 2
 
 
 def test_predict_cli_uses_imagenet_names_for_1000_class_weights(tmp_path, folder, capsys):
     torch.save(mixnet.create_model("mixnet_s").state_dict(), tmp_path / "in1k.pth")
-    args = ["predict", str(folder / "val" / "b" / "0.png"), "--model", "mixnet_s", "--checkpoint"]
+    args = ["predict", str(folder / "val" / "b" / "0.png"), "--model", "mixnet_s", "--weights"]
     assert main([*args, str(tmp_path / "in1k.pth"), "--img-size", "64", "--json", "--topk", "3"]) == 0
     (result,) = json.loads(capsys.readouterr().out)["predictions"]
     names = imagenet_class_names()

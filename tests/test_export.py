@@ -9,8 +9,8 @@ from torch import nn
 
 import mixnet
 from mixnet.cli import main
-from mixnet.convert import from_timm
-from mixnet.export import ExportCheckError, ort_session, to_onnx, to_torch_export, to_torchscript
+from mixnet.deploy.export import ExportCheckError, ort_session, to_onnx, to_torch_export, to_torchscript
+from mixnet.io.convert import from_timm
 
 SIZE = 64
 
@@ -33,6 +33,7 @@ def _ops(path) -> list[str]:
     return [n.op_type for n in onnx.load(str(path)).graph.node]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mixnet_s", "tf_mixnet_s"])
 def test_onnx_of_optimized_model_matches_timm_in_onnxruntime(tmp_path, name):
     # Independent reference: timm's own model with the same weights, run eagerly.
@@ -51,6 +52,7 @@ def test_onnx_of_optimized_model_matches_timm_in_onnxruntime(tmp_path, name):
     assert set(_ops(result.path)) == {"Conv", "Relu", "Sigmoid", "Mul", "Add", "ReduceMean", "Reshape", "Gemm"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimize", [True, False])
 def test_tf_same_padding_exports_without_shape_ops(tmp_path, optimize):
     # 65px: odd at every stride-2 input, where TF SAME pads one more pixel bottom/right.
@@ -68,6 +70,7 @@ def test_tf_same_padding_exports_without_shape_ops(tmp_path, optimize):
         assert pad.input[1] in constants  # pad amounts are constants, not computed from the input shape
 
 
+@pytest.mark.slow
 def test_torchscript_and_torch_export_round_trip(tmp_path):
     model = mixnet.create_model("tf_mixnet_m").eval()
     ts = to_torchscript(model, tmp_path / "m.ts.pt", img_size=SIZE)
@@ -84,6 +87,7 @@ def test_torchscript_and_torch_export_round_trip(tmp_path):
             program(torch.randn(2, 3, SIZE + 1, SIZE + 1))
 
 
+@pytest.mark.slow
 def test_failed_check_raises_and_leaves_no_file(tmp_path):
     model = mixnet.create_model("mixnet_s").eval()
     with pytest.raises(ExportCheckError, match="differs from the eager model"):
@@ -93,6 +97,7 @@ def test_failed_check_raises_and_leaves_no_file(tmp_path):
         to_torch_export(model, tmp_path / "m.pt2", img_size=32, batch=1)
 
 
+@pytest.mark.slow
 def test_cli_export(tmp_path, capsys):
     assert main(["export", "--model", "mixnet_s", "--img-size", "32", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "mixnet_s.onnx").is_file()

@@ -3,11 +3,12 @@
 import pytest
 import timm
 import torch
+from conftest import randomize_bn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mixnet
-from mixnet.complexity import complexity
-from mixnet.convert import from_timm, to_timm
+from mixnet.io.convert import from_timm, to_timm
+from mixnet.models.complexity import complexity
 
 MODELS = mixnet.list_models()
 # Published parameter counts (timm and the fixed TF reference agree); the paper's table for S/M/L.
@@ -34,20 +35,10 @@ def test_param_count(name):
     assert complexity(name).params == PARAMS[name]
 
 
-def randomize_bn_stats(model: torch.nn.Module) -> None:
-    """Random running statistics, so that a BN mapped to the wrong place changes the logits."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_equal_to_timm_with_converted_weights(name):
     ref = timm.create_model(name, pretrained=False).eval()
-    randomize_bn_stats(ref)
+    randomize_bn(ref)
     ours = mixnet.create_model(name).eval()
     ours.load_state_dict(from_timm(ref.state_dict()))
     x = torch.randn(2, 3, 224, 224)

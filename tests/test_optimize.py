@@ -1,21 +1,31 @@
-"""optimize_for_inference and the rewrites of mixnet.fuse: same outputs as the original model."""
+"""optimize_for_inference and the rewrites of mixnet.deploy.fuse: same outputs as the original model."""
 
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import randomize_bn, tiny_config
 from torch import nn
 
 import mixnet
-from mixnet import fuse
+from mixnet.deploy import fuse
+from mixnet.deploy.optimize import InferenceMixNet, optimize_for_inference
 from mixnet.layers import MixConv2d
-from mixnet.optimize import InferenceMixNet, optimize_for_inference
 
 TOL = 1e-4
 
 
-def _randomize_bn(model: nn.Module, size: int = 64, spread: float = 0.2) -> nn.Module:
+def _perturbed(model: nn.Module) -> nn.Module:
+    """BN moved off identity at random at the TF init's output scale (~1), where a 1e-4 check is meaningful.
+
+    Statistics calibrated on data (``_calibrate_bn``) give a random network logits of 20-30, where the
+    float32 original itself is 4e-4 away from its own float64 result; the float64 test covers that case.
+    """
+    return randomize_bn(model, seed=2, spread=0.2, var_range=(0.8, 1.2)).eval()
+
+
+def _calibrate_bn(model: nn.Module, size: int = 64, spread: float = 0.2) -> nn.Module:
     """Random BN affine params and running statistics measured on random images, as in a trained net.
 
     Statistics from data keep activations at a trained network's scale (raw random statistics blow
@@ -34,27 +44,9 @@ def _randomize_bn(model: nn.Module, size: int = 64, spread: float = 0.2) -> nn.M
     return model.eval()
 
 
-def _perturb_bn(model: nn.Module, spread: float = 0.2) -> nn.Module:
-    """BN parameters and statistics moved off identity at random, keeping the init's output scale (~1).
-
-    Statistics calibrated on data (``_randomize_bn``) give a random network logits of 20-30, where the
-    float32 original itself is 4e-4 away from its own float64 result; a 1e-4 check is only meaningful at
-    the output scale of the TF init, and the float64 test below covers the large-statistics case.
-    """
-    g = torch.Generator().manual_seed(2)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data.copy_(1 + spread * (2 * torch.rand(n, generator=g) - 1))
-            m.bias.data.copy_(spread * (2 * torch.rand(n, generator=g) - 1))
-            m.running_mean.copy_(spread * (2 * torch.rand(n, generator=g) - 1))
-            m.running_var.copy_(1 + spread * (2 * torch.rand(n, generator=g) - 1))
-    return model.eval()
-
-
 @pytest.mark.parametrize("name", mixnet.list_models())
 def test_optimized_equals_original_for_every_model(name):
-    model = _perturb_bn(mixnet.create_model(name))
+    model = _perturbed(mixnet.create_model(name))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)
@@ -75,7 +67,7 @@ def test_rewrite_is_exact_in_float64(name, size):
     # In float64 the rewrite must agree to ~1e-12 even with far-from-identity BN: it is the same math,
     # and any misplaced kernel tap or padding offset would show up as an O(1) difference. 67 is odd at
     # every stride-2 layer's input (67, 34, 17, 9): the asymmetric TF SAME cases.
-    model = _randomize_bn(mixnet.create_model(name).double(), size, spread=0.5)
+    model = _calibrate_bn(mixnet.create_model(name).double(), size, spread=0.5)
     x = torch.randn(2, 3, size, size, dtype=torch.float64)
     with torch.no_grad():
         ref = model(x)
@@ -93,7 +85,7 @@ def test_rewrite_is_exact_in_float64(name, size):
 
 @pytest.mark.parametrize("size", [97, 112])
 def test_optimized_tf_same_padding_odd_and_even_sizes(size):
-    model = _randomize_bn(mixnet.create_model("tf_mixnet_s"), size)
+    model = _calibrate_bn(mixnet.create_model("tf_mixnet_s"), size)
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         ref = model(x)
@@ -129,7 +121,7 @@ def test_original_model_untouched():
 
 
 def test_static_same_padding_rejects_other_input_sizes():
-    model = _perturb_bn(mixnet.create_model("tf_mixnet_s"))
+    model = _perturbed(mixnet.create_model("tf_mixnet_s"))
     opt = optimize_for_inference(model, img_size=64)
     assert opt.fixed_size == (64, 64) and "stem.conv" in opt.plan.static_same_layers
     for size in (72, 65):
@@ -149,7 +141,7 @@ def test_static_same_padding_rejects_other_input_sizes():
 
 def test_symmetric_padding_model_keeps_any_input_size():
     # mixnet_s has no TF SAME convs: img_size only steers the rules, so other sizes stay exact.
-    model = _perturb_bn(mixnet.create_model("mixnet_s"))
+    model = _perturbed(mixnet.create_model("mixnet_s"))
     opt = optimize_for_inference(model, img_size=64)
     assert opt.fixed_size is None and opt.plan.static_padding
     x = torch.randn(1, 3, 65, 65)
@@ -175,7 +167,7 @@ def test_follows_the_model_device():
 
 @pytest.mark.parametrize(("name", "out_indices"), [("mixnet_s", (0, 1)), ("tf_mixnet_s", (1, 3))])
 def test_features_only_with_partial_out_indices(name, out_indices):
-    model = _perturb_bn(mixnet.create_model(name, features_only=True, out_indices=out_indices))
+    model = _perturbed(mixnet.create_model(name, features_only=True, out_indices=out_indices))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)
@@ -191,7 +183,7 @@ def test_features_only_with_partial_out_indices(name, out_indices):
 
 
 def test_features_only_model():
-    model = _perturb_bn(mixnet.create_model("tf_mixnet_m", features_only=True))
+    model = _perturbed(mixnet.create_model("tf_mixnet_m", features_only=True))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)
@@ -269,7 +261,7 @@ def test_forced_grouped_merge_with_unequal_splits_raises():
         stem_channels=16,
         head_channels=32,
     )
-    model = _perturb_bn(mixnet.MixNet(config, num_classes=10))
+    model = _perturbed(mixnet.MixNet(config, num_classes=10))
     with pytest.raises(ValueError, match=r"'grouped' needs equal channel splits, but stages.1.0.expand_conv"):
         optimize_for_inference(model, merge_pointwise="grouped")
     x = torch.randn(2, 3, 32, 32)
@@ -298,14 +290,10 @@ def test_bad_inputs_raise_clear_errors():
         fuse.fuse_depthwise(list(dilated.convs))
 
 
+@pytest.mark.slow
 def test_torch_compile_option():
     # A tiny MixNet keeps the compile time short; the point is that compile=True runs and agrees.
-    config = mixnet.MixNetConfig.from_strings(
-        [["r1_k3_a1_p1_s11_e1_i16_o16"], ["r1_k3.5.7_a1.1_p1.1_s22_e3_i16_o24_se0.5_sw"]],
-        stem_channels=16,
-        head_channels=64,
-    )
-    model = _randomize_bn(mixnet.MixNet(config, num_classes=10))
+    model = _calibrate_bn(mixnet.MixNet(tiny_config(16, 64), num_classes=10))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         out = optimize_for_inference(model, compile=True)(x)

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 import mixnet
-from mixnet.pretrained import CheckpointError
+from mixnet.io.files import CheckpointError
 
 
 def _timm_weights(name="mixnet_s"):
@@ -47,11 +47,17 @@ def test_wrong_architecture_names_keys_and_shapes(tmp_path):
         mixnet.create_model("mixnet_s", pretrained=path)
 
 
-def test_wrong_class_count_names_classifier(tmp_path):
+def test_local_file_with_another_class_count_starts_a_fresh_classifier(tmp_path):
+    """Fine-tuning from a local ImageNet file: as with hub weights, the classifier is re-initialised, loudly."""
+    source = mixnet.create_model("mixnet_s", num_classes=10)
     path = tmp_path / "c.pth"
-    torch.save(mixnet.create_model("mixnet_s", num_classes=10).state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"classifier\.weight: checkpoint \(10, 1536\) vs model \(1000, 1536\)"):
-        mixnet.create_model("mixnet_s", pretrained=path)
+    torch.save(source.state_dict(), path)
+    with pytest.warns(UserWarning, match="10-class classifier; this model's 4-class classifier is freshly init"):
+        model = mixnet.create_model("mixnet_s", num_classes=4, pretrained=path)
+    assert torch.equal(model.head.conv.weight, source.head.conv.weight)
+    assert model.classifier.weight.shape == (4, 1536)
+    # Reading the file as a model (load_model) keeps its own head: 10 classes.
+    assert mixnet.load_model(path, architecture="mixnet_s")[1].num_classes == 10
 
 
 def test_corrupt_and_missing_files(tmp_path):
@@ -70,7 +76,7 @@ def test_pickled_code_is_never_executed(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"x": Evil()}, path)
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match=r"refusing to load .*pickled Python objects \(exec\).*execute code"):
         mixnet.create_model("mixnet_s", pretrained=path)
 
 
@@ -112,7 +118,7 @@ def test_local_file_into_backbone_drops_only_the_head(tmp_path):
 
 
 def test_read_checkpoint_is_the_one_safe_reader(tmp_path):
-    from mixnet.pretrained import read_checkpoint
+    from mixnet.io.files import read_checkpoint
     from mixnet.train.checkpoint import load_checkpoint
 
     legacy = tmp_path / "legacy.pth"

@@ -1,4 +1,4 @@
-"""Interleaved timing of several contenders, the way /work/shared/BENCHMARKING.md asks for it.
+"""Interleaved timing of several contenders, as measuring speed on a shared machine demands.
 
 Shared machines move absolute times by tens of percent; a ratio measured with the contenders
 interleaved (each round runs every contender once, medians over rounds) holds. Used by the benchmark
@@ -10,8 +10,6 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Mapping
-
-from tqdm import tqdm
 
 
 def interleaved_medians(
@@ -44,7 +42,13 @@ def interleaved_medians(
             fn()
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     names = list(contenders)
-    for r in tqdm(range(rounds), desc="timing", disable=not progress, leave=False):
+    if progress:
+        from tqdm import tqdm  # the [train] extra, only for the bar
+
+        order = tqdm(range(rounds), desc="timing", leave=False)
+    else:
+        order = range(rounds)
+    for r in order:
         # Rotate the order each round, so no contender always runs right after the same neighbour.
         for name in names[r % len(names) :] + names[: r % len(names)]:
             fn = contenders[name]

@@ -1,14 +1,20 @@
 """The ``mixnet`` command: one subcommand per job, each a thin layer over a library function.
 
-Each subcommand lives in its own module with ``add_parser(subparsers)``; the parser sets ``func``.
+Each subcommand lives in its own module with ``add_parser(subparsers)``; the parser sets ``func``. Options
+shared by several subcommands are defined once, in :mod:`mixnet.cli.options`. An error the user can act
+on (a bad value or file, a missing extra, a full disk, a missing permission) is printed as one line with
+exit status 2; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 # Subcommand modules, in the order ``mixnet --help`` lists them.
 COMMANDS = ["info", "train", "demo", "eval", "predict", "bench", "export", "quantize"]
@@ -33,13 +39,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line as given, for reports that say how to reproduce them
     try:
-        return int(args.func(args) or 0)
+        with plain_warnings():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError, TypeError) as e:
-        print(f"mixnet {args.command}: error: {e}", file=sys.stderr)
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRA_OF:
+            raise
+        extra = EXTRA_OF[top]
+        print(
+            f"mixnet {args.command}: error: needs {top}, which is not installed: pip install 'mixnet[{extra}]'",
+            file=sys.stderr,
+        )
         return 2
+    except Exception as e:
+        if not is_user_error(e):
+            raise
+        message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        print(f"mixnet {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+@contextlib.contextmanager
+def plain_warnings() -> Iterator[None]:
+    """Shows warnings as ``warning: ...`` lines on stderr (above any progress bar), without source lines.
+
+    Nothing is silenced: every warning is shown, only its format changes.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = f"warning: {message}"
+        if "tqdm" in sys.modules:  # keeps an active bar intact
+            sys.modules["tqdm"].tqdm.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+# Optional dependencies and the pip extra that installs each.
+EXTRA_OF = {
+    **dict.fromkeys(["torchvision", "PIL", "tqdm", "matplotlib", "sklearn", "mlxtend"], "train"),
+    **dict.fromkeys(["onnx", "onnxruntime", "onnxscript"], "export"),
+    "timm": "bench",
+    "huggingface_hub": "hub",
+}
+# OS errors the user can do something about, as opposed to bugs.
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.EISDIR}
+
+
+def is_user_error(e: BaseException) -> bool:
+    """Whether ``e`` is a problem of the input or the machine that the user can fix (printed as one line)."""
+    from mixnet.errors import MixnetError
+
+    if isinstance(e, ValueError | MixnetError):
+        return True
+    return isinstance(e, OSError) and (e.errno in _USER_ERRNOS or isinstance(e, FileNotFoundError | PermissionError))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from mixnet.complexity import complexity
-from mixnet.registry import get_entry, list_models
+from mixnet.models.complexity import complexity
+from mixnet.models.registry import get_entry, list_models
 
 
 def model_table(img_size: int = 224) -> list[dict]:

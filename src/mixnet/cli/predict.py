@@ -1,7 +1,7 @@
 """``mixnet predict``: image files or folders -> top-k classes with probabilities, as a table or JSON.
 
-A thin layer over :func:`mixnet.predict.predict`; the model, weights and transform options are the
-same as ``mixnet eval``'s.
+A thin layer over :func:`mixnet.eval.predict.predict`; the model, weights and preprocessing options are
+the same as ``mixnet eval``'s.
 """
 
 from __future__ import annotations
@@ -10,47 +10,49 @@ import argparse
 import json
 import sys
 
-from mixnet.cli.eval import add_model_args, add_transform_args, load_model, plain_warnings, transform_from_args
-from mixnet.predict import format_table, list_images, predict
-from mixnet.runtime import amp_dtype, resolve_device
+from mixnet.cli import options
 
 
 def run(args: argparse.Namespace) -> int:
     """Predicts and prints; unreadable images are skipped, and it fails only when none could be read."""
-    with plain_warnings():
-        return _run(args)
+    from mixnet.data import transform_for
+    from mixnet.eval.predict import format_table, list_images, predict
+    from mixnet.io.load import imagenet_or_own_class_names
+    from mixnet.progress import show_progress
+    from mixnet.runtime import amp_dtype, resolve_device
 
-
-def _run(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise ValueError(f"--topk must be at least 1, got {args.topk}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     paths = list_images(args.images)
     device = resolve_device(args.device)
-    model, info = load_model(args)
-    tf, settings = transform_from_args(args, info)
+    model, spec = options.load_model_from_args(args)
+    pre = options.preprocess_from_args(args, spec)
+    names, _ = imagenet_or_own_class_names(spec)
+    if args.channels_last:
+        import torch
+
+        model = model.to(memory_format=torch.channels_last)
     results, failed = predict(
         model,
         paths,
-        transform=tf,
-        class_names=info["class_names"],
+        transform=transform_for(pre),
+        class_names=names,
         topk=args.topk,
         device=device,
         batch_size=args.batch_size,
         amp_dtype=amp_dtype(args.amp, device),
-        progress=sys.stderr.isatty() and not args.json,
+        progress=show_progress(args.progress) and not args.json,
     )
     if args.json:
-        out = {"model": info["model_name"], "weights": info["weights"], **settings, "predictions": results}
-        out["failed"] = [{"path": p, "error": why} for p, why in failed]
+        out = {"model": spec.architecture, "weights": args.weights or "random", **pre.to_dict()}
+        out |= {"predictions": results, "failed": [{"path": p, "error": why} for p, why in failed]}
         print(json.dumps(out, indent=2))
     elif results:
         print(format_table(results))
     if failed:
         print(f"skipped {len(failed)} of {len(paths)} image(s) that could not be read", file=sys.stderr)
     if not results:
-        raise RuntimeError(f"none of the {len(paths)} image(s) could be read: " + "; ".join(p for p, _ in failed))
+        raise ValueError(f"none of the {len(paths)} image(s) could be read: " + "; ".join(p for p, _ in failed))
     return 0
 
 
@@ -59,12 +61,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="top-k classes with probabilities for image files or folders",
-        description="Classify images. Class names come from the checkpoint; 1000-class weights without names "
+        description="Classify images. Class names come from the model file; 1000-class weights without names "
         "use the ImageNet class names.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
-    add_model_args(p)
-    add_transform_args(p)
+    options.add_model(p)
+    options.add_preprocess(p)
+    options.add_runtime(p, batch_size=32)
     p.add_argument("--topk", type=int, default=5, help="classes to report per image")
+    options.add_progress(p)
+    options.add_json(p)
     p.set_defaults(func=run)

@@ -8,53 +8,45 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
-from mixnet.checkpoint_meta import model_from_checkpoint
-from mixnet.cli.eval import add_model_args, add_preprocess_args, transform_from_args
-from mixnet.data import build_datasets
-from mixnet.quantize import CALIB_METHODS, quantize_model
+from mixnet.cli import options
 
 
 def run(args: argparse.Namespace) -> int:
     """Exports, quantizes, evaluates both models and prints accuracy and speed."""
-    # Checked before the (slow) model loading and export, each naming its option.
-    for option in ("calib_images", "threads", "speed_batch", "speed_rounds"):
-        value = getattr(args, option)
-        if value < 1:
-            raise ValueError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+    from mixnet.data import build_datasets, transform_for
+    from mixnet.deploy.quantize import quantize_model
+
     if args.img_size is not None and args.img_size < 8:
         raise ValueError(f"--img-size must be at least 8, got {args.img_size}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        model, info = model_from_checkpoint(args.model, args.checkpoint, pretrained=args.pretrained)
-    tf, settings = transform_from_args(args, info)
-    img_size = settings["img_size"]
+    model, spec = options.load_model_from_args(args)
+    pre = options.preprocess_from_args(args, spec)
+    tf = transform_for(pre)
     train_set, val_set, classes = build_datasets(args.data, train_tf=tf, val_tf=tf)
-    if len(classes) != info["num_classes"]:
+    if len(classes) != spec.num_classes:
         raise ValueError(
-            f"the data has {len(classes)} classes but the model has {info['num_classes']} outputs: "
-            "pass a --checkpoint trained on this data"
+            f"the data has {len(classes)} classes but the model has {spec.num_classes} outputs: "
+            "pass --weights trained on this data"
         )
-    if info.get("class_names_source") == "checkpoint" and list(info["class_names"]) != list(classes):
-        raise ValueError(f"the checkpoint's classes {info['class_names'][:10]} differ from the data's {classes[:10]}")
+    if spec.class_names is not None and list(spec.class_names) != list(classes):
+        raise ValueError(f"the model's classes {list(spec.class_names)[:10]} differ from the data's {classes[:10]}")
     report = quantize_model(
         model,
         args.out,
         calib_set=train_set,
         eval_set=val_set,
-        img_size=img_size,
+        img_size=pre.img_size,
         calib_images=args.calib_images,
-        name=args.name or info["model_name"],
+        name=args.name or spec.architecture or "model",
         threads=args.threads,
-        speed_batch=args.speed_batch,
-        speed_rounds=args.speed_rounds,
+        speed_batch=args.batch_size,
+        speed_rounds=args.rounds,
         method=args.method,
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0
-    print(f"{info['model_name']} at {img_size}px; calibrated on {report.calib_images} train images ({args.method})")
+    print(f"{spec.architecture} at {pre.img_size}px; calibrated on {report.calib_images} train images ({args.method})")
     print(f"fp32: {report.fp32_path}  top-1 {report.fp32_top1:.2f}% on {report.eval_images} held-out images")
     print(f"int8: {report.int8_path}  top-1 {report.int8_top1:.2f}%  (drop {report.accuracy_drop:+.2f} points)")
     print(
@@ -66,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Registers ``mixnet quantize``."""
+    from mixnet.deploy.quantize import CALIB_METHODS
+
     p = sub.add_parser(
         "quantize",
         help="int8 post-training quantization with ONNX Runtime; prints accuracy drop and speed-up",
@@ -74,15 +68,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "held-out images and their speed (ONNX Runtime, interleaved).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_model_args(p)
-    p.add_argument("--data", default="digits", help="'digits' (built in) or a folder with train/ and val/")
-    p.add_argument("--calib-images", type=int, default=300, help="train images to calibrate on")
+    options.add_model(p)
+    options.add_data(p, "'digits' (built in) or a folder with train/ and val/; when omitted, the built-in digits")
+    p.add_argument("--calib-images", type=options.positive_int, default=300, help="train images to calibrate on")
     p.add_argument("--method", choices=CALIB_METHODS, default="minmax", help="calibration")
-    add_preprocess_args(p)  # --img-size, --crop-pct, --interpolation, --mean, --std: as in mixnet eval
-    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for evaluation and timing")
-    p.add_argument("--speed-batch", type=int, default=1, help="batch size of the speed comparison")
-    p.add_argument("--speed-rounds", type=int, default=15, help="interleaved rounds of the speed comparison")
+    options.add_preprocess(p)
+    options.add_threads(p, 2)
+    p.add_argument("--batch-size", type=options.positive_int, default=1, help="batch size of the speed comparison")
+    p.add_argument("--rounds", type=options.positive_int, default=15, help="interleaved rounds (medians over them)")
     p.add_argument("--name", help="file name stem (default: the model name)")
-    p.add_argument("--out", default="exports", help="output folder for <name>.onnx and <name>.int8.onnx")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    options.add_out(p, "exports", "output folder for <name>.onnx and <name>.int8.onnx")
+    options.add_json(p)
     p.set_defaults(func=run)

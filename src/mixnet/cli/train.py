@@ -14,7 +14,7 @@ import json
 import types
 import typing
 
-from mixnet.train.config import PRESETS, TrainConfig, field_help
+from mixnet.train.config import PRESETS, RENAMED, TrainConfig, field_help
 
 DEFAULT_PRESET = "short"
 _NOT_OPTIONS = {"preset"}  # set by --preset, not an option of its own
@@ -70,8 +70,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         from mixnet.train.checkpoint import load_checkpoint
 
         # Memory-mapped: only the saved options are read here; train() loads the tensors.
-        saved = dict(load_checkpoint(explicit["resume"], mmap=True)["args"])
-        saved.pop("output", None)  # a resumed run continues in the checkpoint's folder unless told otherwise
+        saved = {RENAMED.get(k, k): v for k, v in load_checkpoint(explicit["resume"], mmap=True)["args"].items()}
+        saved.pop("out", None)  # a resumed run continues in the checkpoint's folder unless told otherwise
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         return TrainConfig.from_dict({k: v for k, v in saved.items() if k in names} | explicit)
     return TrainConfig.from_preset(preset or DEFAULT_PRESET, **explicit)

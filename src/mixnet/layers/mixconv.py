@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixnet.layers.padding import Padding, create_conv2d, is_static_same, same_pad_amounts, symmetric_padding
+from mixnet.layers.padding import Padding, create_conv2d, is_static_same, pad_same, symmetric_padding
+
+# torch.fx patches a wrapped function in the namespaces that registered it: this module calls it too.
+torch.fx.wrap("pad_same")
 
 Split = Literal["equal", "exponential"]
 
@@ -102,6 +105,10 @@ class MixConv2d(nn.Module):
             raise ValueError("fused=True needs a depthwise MixConv with odd kernel sizes >= 3 and no dilated option")
         self.fused = fused and len(kernel_sizes) > 1
         self.stride, self.dilation, self.padding = stride, dilation, padding
+        # Decided here, from Python ints, so that forward() has no control flow on tensor sizes (torch.fx).
+        self.fused_kernel = max(kernel_sizes)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.fused_dynamic_same = padding == "same" and not is_static_same(self.fused_kernel, stride, dilation)
         self.convs = nn.ModuleList()
         for k, c_in, c_out in zip(kernel_sizes, self.in_splits, self.out_splits, strict=True):
             k_eff, d = (3, (k - 1) // 2) if dilated and k > 3 else (k, dilation)
@@ -120,21 +127,28 @@ class MixConv2d(nn.Module):
 
     def fused_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The group kernels zero-padded to the largest size, centered and stacked, and the biases."""
-        kmax = max(self.kernel_sizes)
-        weight = torch.cat([F.pad(c.weight, [(kmax - c.kernel_size[0]) // 2] * 4) for c in self.convs])
-        bias = torch.cat([c.bias for c in self.convs]) if self.convs[0].bias is not None else None
-        return weight, bias
+        kmax = self.fused_kernel
+        weights: list[torch.Tensor] = []
+        biases: list[torch.Tensor] = []
+        for conv in self.convs:
+            weights.append(F.pad(conv.weight, [(kmax - conv.kernel_size[0]) // 2] * 4))
+            b = conv.bias
+            if b is not None:
+                biases.append(b)
+        bias: torch.Tensor | None = None
+        if len(biases) > 0:
+            bias = torch.cat(biases)
+        return torch.cat(weights), bias
 
     def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.fused_weight()
-        k, s, d = weight.shape[-1], self.stride, self.dilation
-        if self.padding == "same" and not is_static_same(k, s, d):
+        k, s, d = self.fused_kernel, self.stride, self.dilation
+        if self.fused_dynamic_same:
             # Centering also holds for TF "SAME" at stride 2: growing k by 2 grows the total padding by
             # 2 and its top/left part by exactly 1, so a centered small kernel sees the same pixels.
-            top, bottom = same_pad_amounts(x.shape[-2], k, s, d)
-            left, right = same_pad_amounts(x.shape[-1], k, s, d)
-            return F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, s, 0, d, weight.shape[0])
-        return F.conv2d(x, weight, bias, s, symmetric_padding(k, d), d, weight.shape[0])
+            x = pad_same(x, (k, k), (s, s), (d, d))
+            return F.conv2d(x, weight, bias, s, 0, d, self.in_channels)
+        return F.conv2d(x, weight, bias, s, symmetric_padding(k, d), d, self.in_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolves each channel group with its own kernel and concatenates the results."""
@@ -143,4 +157,8 @@ class MixConv2d(nn.Module):
         if len(self.convs) == 1:
             return self.convs[0](x)
         parts = torch.split(x, self.in_splits, dim=1)
-        return torch.cat([conv(p) for conv, p in zip(self.convs, parts, strict=True)], dim=1)
+        # Indexing rather than zip(): the split is a Proxy under torch.fx, and TorchScript has no zip(strict=).
+        outs: list[torch.Tensor] = []
+        for i, conv in enumerate(self.convs):
+            outs.append(conv(parts[i]))
+        return torch.cat(outs, dim=1)

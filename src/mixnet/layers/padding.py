@@ -7,7 +7,6 @@ padding, so only strided convolutions need padding computed from the input size.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -27,8 +26,27 @@ def check_padding(padding: str) -> None:
 def same_pad_amounts(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """Returns the (before, after) padding of TF "SAME" for one spatial dimension."""
     effective = (kernel_size - 1) * dilation + 1
-    total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
+    out = (size + stride - 1) // stride  # ceil(size / stride) in integers (TorchScript-friendly, no float)
+    total = max((out - 1) * stride + effective - size, 0)
     return total // 2, total - total // 2
+
+
+def pad_same(
+    x: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> torch.Tensor:
+    """Pads ``x`` (N, C, H, W) as TF "SAME" does for a conv with these (height, width) settings.
+
+    The extra pixel of an odd total goes to the bottom/right.
+
+    Registered with ``torch.fx.wrap``: the amounts depend on the input size, so a symbolic trace keeps
+    this call as one graph node evaluated at run time instead of failing on (or freezing) the sizes.
+    """
+    top, bottom = same_pad_amounts(x.shape[-2], kernel_size[0], stride[0], dilation[0])
+    left, right = same_pad_amounts(x.shape[-1], kernel_size[1], stride[1], dilation[1])
+    return F.pad(x, [left, right, top, bottom])
+
+
+torch.fx.wrap("pad_same")
 
 
 def is_static_same(kernel_size: int, stride: int, dilation: int = 1) -> bool:
@@ -50,9 +68,7 @@ class SameConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pads like TF "SAME" (extra pixel bottom/right), then convolves without padding."""
-        top, bottom = same_pad_amounts(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
-        left, right = same_pad_amounts(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
-        x = F.pad(x, (left, right, top, bottom))
+        x = pad_same(x, self.kernel_size, self.stride, self.dilation)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 

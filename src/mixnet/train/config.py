@@ -1,10 +1,10 @@
 """Training configuration: one validated dataclass, two recipe presets, saved as JSON in every run.
 
 Design after ConvNeXt/timm (a flat set of options, each documented once) but as a dataclass (STYLE.md
-practice 7): the field defaults are the paper's recipe (MixNet = MnasNet recipe, official TF code, see
-/work/shared/REFERENCE.md), ``PRESETS["short"]`` overrides a few of them for short runs on small data.
-The command line is generated from the fields and their ``help`` metadata, so options cannot drift
-from the library.
+practice of pycls/ConvNeXt): the field defaults are the paper's recipe (MixNet = MnasNet recipe, from the
+official TF code), ``PRESETS["short"]`` overrides a few of them for short runs on small data. The command
+line is generated from the fields and their ``help`` metadata, so options cannot drift from the library;
+the field names are the command line's shared vocabulary (``--weights``, ``--out``, ``--batch-size``, ...).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mixnet.registry import list_models
+from mixnet.models.preprocess import INTERPOLATIONS
+from mixnet.models.registry import list_models
 
 
 def _opt(default, help: str, **extra):  # noqa: A002 - mirrors argparse's keyword
@@ -43,7 +44,7 @@ class TrainConfig:
     img_size: int = _opt(224, "training and evaluation resolution")
     hflip: float = _opt(0.5, "horizontal flip probability (0 for digits and text)")
     crop_scale: tuple[float, float] = _opt((0.08, 1.0), "Inception crop area range (min max)")
-    interpolation: str = _opt("bicubic", "resize interpolation (bicubic, bilinear, nearest)")
+    interpolation: str = _opt("bicubic", "resize interpolation", choices=INTERPOLATIONS)
     crop_pct: float = _opt(0.875, "eval center-crop fraction (resize to img_size/crop_pct, then crop)")
     auto_augment: str | None = _opt(
         None,
@@ -62,8 +63,10 @@ class TrainConfig:
     model: str = _opt("mixnet_s", f"architecture: {', '.join(list_models())}")
     width_mult: float | None = _opt(None, "override the model's width multiplier (smaller, faster nets)")
     head_channels: int | None = _opt(None, "override the head width (1536 in the paper)")
-    pretrained: str | None = _opt(
-        None, "initial weights: a .pth/.safetensors file, or 'hub' for timm's ImageNet weights (network needed)"
+    weights: str | None = _opt(
+        None,
+        "initial weights: a model file (mixnet .safetensors/.pth, timm file), or 'hub' for timm's ImageNet weights "
+        "(network needed); a classifier of another size is freshly initialised",
     )
     drop_rate: float | None = _opt(None, "dropout before the classifier; none: the model's (0.2 S, 0.25 M/L)")
     drop_path_rate: float = _opt(0.0, "stochastic depth rate of the last block")
@@ -109,14 +112,16 @@ class TrainConfig:
         "avoids threads spin-waiting on each other (seen here: 30x slower with 2 under load)",
     )
     # Run
-    output: str | None = _opt(None, "run folder; none: runs/<model>-<time>, or the checkpoint's folder on resume")
+    out: str | None = _opt(None, "run folder; none: runs/<model>-<time>, or the checkpoint's folder on resume")
     resume: str | None = _opt(
         None, "continue from a training checkpoint (model, EMA, optimizer, schedule, scaler, RNG, epoch)"
     )
     seed: int = _opt(0, "random seed")
     deterministic: bool = _opt(False, "deterministic algorithms (slower; bit-exact reruns and resumes)")
     eval_every: int = _opt(1, "evaluate on the held-out split every this many epochs (and after the last)")
-    progress: bool = _opt(True, "progress bars")
+    progress: bool | None = _opt(
+        None, "progress bars; none: only when stderr is a terminal (otherwise a line per epoch)"
+    )
     preset: str = _opt("paper", "recipe the defaults came from (informational, set by from_preset)")
 
     def __post_init__(self) -> None:
@@ -133,6 +138,9 @@ class TrainConfig:
         need(self.model in list_models(), f"model {self.model!r} is not one of {', '.join(list_models())}")
         need(self.opt in OPTIMIZERS, f"opt {self.opt!r} is not one of {', '.join(OPTIMIZERS)}")
         need(self.sched in SCHEDULES, f"sched {self.sched!r} is not one of {', '.join(SCHEDULES)}")
+        need(
+            self.interpolation in INTERPOLATIONS, f"interpolation {self.interpolation!r} is not one of {INTERPOLATIONS}"
+        )
         need(self.amp in AMP_MODES, f"amp {self.amp!r} is not one of {', '.join(AMP_MODES)}")
         need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"device {self.device!r}")
         for name in ("img_size", "epochs", "batch_size", "accum_steps", "eval_every"):
@@ -197,7 +205,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """Rebuilds a config from :meth:`to_dict` output; unknown keys are an error."""
+        """Rebuilds a config from :meth:`to_dict` output (older option names are renamed); unknown keys are an error."""
+        d = {RENAMED.get(k, k): v for k, v in d.items()}
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
@@ -214,6 +223,9 @@ class TrainConfig:
         """A validated copy with some options changed."""
         return dataclasses.replace(self, **changes)
 
+
+# Options renamed since checkpoints first stored their configuration: old name -> new name.
+RENAMED = {"output": "out", "pretrained": "weights"}
 
 # Presets are overrides of the field defaults (which are the paper's recipe).
 PRESETS: dict[str, dict] = {

@@ -24,7 +24,12 @@ N_SAMPLES = 8
 
 
 def demo_config(
-    out: str | Path, *, epochs: int = DEMO_EPOCHS, data: str | None = None, workers: int = 1, progress: bool = True
+    out: str | Path,
+    *,
+    epochs: int = DEMO_EPOCHS,
+    data: str | None = None,
+    workers: int = 1,
+    progress: bool | None = None,
 ) -> TrainConfig:
     """The demo's training configuration."""
     return TrainConfig.from_preset(
@@ -37,7 +42,7 @@ def demo_config(
         crop_scale=(0.5, 1.0),
         workers=workers,
         threads=1,  # robust on a shared 2-core CPU: the other core runs the data loader worker
-        output=str(out),
+        out=str(out),
         progress=progress,
     )
 
@@ -65,17 +70,18 @@ def run_demo(
     epochs: int = DEMO_EPOCHS,
     data: str | None = None,
     workers: int = 1,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Path:
     """Trains, evaluates the exported weights on the held-out split, predicts a few images, writes report.md.
 
     Returns:
         The run folder.
     """
-    from mixnet.checkpoint_meta import model_from_checkpoint
-    from mixnet.data import build_datasets, eval_transform
-    from mixnet.evaluate import evaluate
-    from mixnet.predict import predict
+    from mixnet.data import build_datasets, transform_for
+    from mixnet.eval.evaluate import evaluate
+    from mixnet.eval.predict import predict
+    from mixnet.io.load import load_model
+    from mixnet.progress import show_progress
     from mixnet.train.loop import train
 
     out = Path(out) if out else Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -84,9 +90,10 @@ def run_demo(
     result = train(config)
     train_s = time.perf_counter() - t0
 
-    # Evaluate what a user gets: the exported .safetensors, rebuilt from its own metadata.
-    model, meta = model_from_checkpoint(checkpoint=result.weights)
-    val_tf = eval_transform(config.img_size, crop_pct=config.crop_pct, interpolation=config.interpolation)
+    # Evaluate what a user gets: the model file, rebuilt from its own spec.
+    model, spec = load_model(result.weights)
+    val_tf = transform_for(spec.preprocess)
+    progress = show_progress(progress)
     train_ds, val_ds, class_names = build_datasets(
         config.data, train_tf=None, val_tf=val_tf, val_fraction=config.val_fraction, seed=config.seed
     )
@@ -94,7 +101,7 @@ def run_demo(
     metrics = evaluate(model, loader, channels_last=True, progress=progress)
     samples = _write_samples(val_ds, class_names, out / "samples", N_SAMPLES)
     preds, _ = predict(
-        model, [p for p, _ in samples], transform=val_tf, class_names=meta["class_names"], topk=1, progress=False
+        model, [p for p, _ in samples], transform=val_tf, class_names=list(spec.class_names), topk=1, progress=False
     )
     total_s = time.perf_counter() - t0
     sizes = (len(train_ds), len(val_ds))
@@ -147,7 +154,7 @@ def _write_report(out, config, result, metrics, samples, preds, sizes, train_s, 
         "`mixnet train --resume` continues it), `config.json`, `metrics.jsonl`/`metrics.csv`, the plots.",
         "",
         "Reproduce: `mixnet demo` (or `bash scripts/main.sh`); evaluate again: "
-        f"`mixnet eval --checkpoint {out / 'model.safetensors'}`.",
+        f"`mixnet eval --weights {out / 'model.safetensors'}`.",
         "",
     ]
     (out / "report.md").write_text("\n".join(lines))

@@ -18,11 +18,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mixnet.errors import MixnetError
 from mixnet.runtime import autocast
 from mixnet.train.distributed import DistInfo, all_reduce_mean, all_true
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(MixnetError, RuntimeError):
     """The training loss became NaN or infinite."""
 
 

@@ -19,11 +19,15 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from mixnet.data import build_datasets, eval_transform, is_builtin, train_transform
-from mixnet.evaluate import evaluate
-from mixnet.pretrained import CheckpointError, check_state_dict
-from mixnet.registry import create_model
+from mixnet.eval.evaluate import evaluate
+from mixnet.factory import create_model
+from mixnet.io.files import CheckpointError, check_state_dict
+from mixnet.io.save import save_model
+from mixnet.io.spec import ModelSpec, apply_to_model
+from mixnet.models.preprocess import Preprocess
+from mixnet.progress import show_progress
 from mixnet.runtime import amp_dtype as resolve_amp_dtype
-from mixnet.train.checkpoint import export_safetensors, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mixnet.train.checkpoint import checkpoint_spec, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mixnet.train.config import TrainConfig
 from mixnet.train.distributed import (
     DistInfo,
@@ -92,11 +96,12 @@ def loader_seed(seed: int, epoch: int, rank: int, world_size: int) -> int:
 
 
 def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
-    """The model the config describes, with the paper's BN settings and optional initial weights."""
+    """The model the config describes, with the paper's BN settings, optional initial weights, and the run's
+    eval preprocessing in its ``pretrained_cfg`` (so the files it is saved to record it)."""
     overrides = {k: v for k in ("width_mult", "head_channels") if (v := getattr(config, k)) is not None}
     pretrained: bool | str = False
-    if config.pretrained:
-        pretrained = True if config.pretrained == "hub" else config.pretrained
+    if config.weights:
+        pretrained = True if config.weights == "hub" else config.weights
     model = create_model(
         config.model,
         pretrained=pretrained,
@@ -107,20 +112,23 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
         bn_eps=config.bn_eps,
         **overrides,
     )
-    if config.head_init_scale != 1.0 and not config.pretrained and isinstance(model.classifier, torch.nn.Linear):
+    if config.head_init_scale != 1.0 and not config.weights and isinstance(model.classifier, torch.nn.Linear):
         with torch.no_grad():
             model.classifier.weight.mul_(config.head_init_scale)
             model.classifier.bias.mul_(config.head_init_scale)
+    pre = Preprocess(img_size=config.img_size, crop_pct=config.crop_pct, interpolation=config.interpolation)
+    apply_to_model(model, ModelSpec.from_model(model, preprocess=pre))
     return model
 
 
 def check_resume(ckpt: dict, path: str, config: TrainConfig, class_names: list[str], model: torch.nn.Module) -> None:
     """Raises CheckpointError naming the mismatch when ``ckpt`` cannot continue this run."""
-    if ckpt["model_name"] != config.model:
+    saved_spec = checkpoint_spec(ckpt, path)
+    if saved_spec.architecture != config.model:
         raise CheckpointError(
-            f"checkpoint {path!r} is from a {ckpt['model_name']} run, but this run builds {config.model}"
+            f"checkpoint {path!r} is from a {saved_spec.architecture} run, but this run builds {config.model}"
         )
-    saved = list(ckpt.get("class_names") or [])
+    saved = list(saved_spec.class_names or [])
     if saved != list(class_names):
         raise CheckpointError(
             f"checkpoint {path!r} has {len(saved)} classes {saved[:10]}, but the data has {len(class_names)} "
@@ -132,7 +140,7 @@ def check_resume(ckpt: dict, path: str, config: TrainConfig, class_names: list[s
         raise CheckpointError(
             f"checkpoint {path!r} was trained with opt {saved_opt!r}, but this run uses {config.opt!r}: the "
             "optimizer state cannot carry over (resume with the same --opt, or start a new run with "
-            f"--pretrained {path})"
+            f"--weights {path})"
         )
     check_state_dict(model, ckpt["model"], f"checkpoint {path!r}")
 
@@ -177,8 +185,8 @@ def restore_optimizer(
 
 
 def _run_dir(config: TrainConfig, info: DistInfo) -> Path:
-    if config.output:
-        path = Path(config.output)
+    if config.out:
+        path = Path(config.out)
     elif config.resume:
         path = Path(config.resume).parent
     else:
@@ -215,7 +223,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     Raises:
         ValueError: a bad option or data folder.
-        mixnet.pretrained.CheckpointError: a ``resume``/``pretrained`` checkpoint that does not fit.
+        mixnet.io.files.CheckpointError: a ``resume``/``pretrained`` checkpoint that does not fit.
         mixnet.train.engine.NonFiniteLossError: the loss became NaN/inf (the last checkpoint is kept).
         OSError: a checkpoint could not be written (the previous one is kept).
     """
@@ -347,6 +355,8 @@ def train(config: TrainConfig) -> TrainResult:
         if info.is_main:
             logger = MetricsLogger(run_dir, start_epoch)
         checkpoint_path = run_dir / CHECKPOINT_NAME
+        progress = show_progress(config.progress)
+        spec = ModelSpec.from_model(raw_model, class_names=class_names)
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
             sampler.set_epoch(epoch)
@@ -354,9 +364,7 @@ def train(config: TrainConfig) -> TrainResult:
             # workers independent of how the run was split into resumed pieces.
             loader_gen.manual_seed(loader_seed(config.seed, epoch, info.rank, info.world_size))
             row: dict = {"epoch": epoch + 1}
-            row |= train_one_epoch(
-                model, train_loader, ctx, epoch=epoch, steps=steps_per_epoch, progress=config.progress
-            )
+            row |= train_one_epoch(model, train_loader, ctx, epoch=epoch, steps=steps_per_epoch, progress=progress)
             last = epoch + 1 == config.epochs
             if (epoch + 1) % config.eval_every == 0 or last:
                 row |= _evaluate(raw_model, ema, val_loader, info, amp_dtype, config)
@@ -370,12 +378,10 @@ def train(config: TrainConfig) -> TrainResult:
                 save_checkpoint(
                     checkpoint_path,
                     {
+                        "spec": spec.to_dict(),
                         "model": raw_model.state_dict(),
                         "model_ema": ema.module.state_dict() if ema is not None else None,
                         "ema_updates": int(ema.n_averaged) if ema is not None else 0,
-                        "class_names": list(class_names),
-                        "model_name": config.model,
-                        "img_size": config.img_size,
                         "args": config.to_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"},
@@ -391,15 +397,7 @@ def train(config: TrainConfig) -> TrainResult:
         history = logger.rows if logger is not None else []
         if info.is_main:
             final = ema.module if ema is not None else raw_model
-            arch = ("width_mult", "head_channels", "bn_eps", "crop_pct", "interpolation")
-            export_safetensors(
-                weights,
-                final.state_dict(),
-                class_names=class_names,
-                model_name=config.model,
-                img_size=config.img_size,
-                extra={k: getattr(config, k) for k in arch},
-            )
+            save_model(weights, final.state_dict(), spec)
             plot_curves(history, run_dir)
         barrier(info)
         return TrainResult(
@@ -454,7 +452,7 @@ def _evaluate(model, ema, loader, info: DistInfo, amp_dtype, config: TrainConfig
             device=info.device,
             amp_dtype=amp_dtype,
             channels_last=config.channels_last,
-            progress=config.progress and info.is_main,
+            progress=show_progress(config.progress) and info.is_main,
             sum_across=(lambda t: sum_across(t, info)) if info.distributed else None,
         )
         k = m["k"]

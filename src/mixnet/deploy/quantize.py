@@ -1,7 +1,7 @@
 """Post-training int8 quantization of a MixNet with ONNX Runtime static quantization.
 
 The recipe is ONNX Runtime's own (onnxruntime.quantization docs, "static quantization"): export the
-fp32 model (:func:`mixnet.export.to_onnx`, BN folded and MixConvs fused, so each fused depthwise conv
+fp32 model (:func:`mixnet.deploy.export.to_onnx`, BN folded and MixConvs fused, so each fused depthwise conv
 gets one set of per-channel scales), run ``quant_pre_process`` (shape inference and graph
 optimisation), calibrate activation ranges on a few hundred images, and write a QDQ model with
 per-channel int8 weights and uint8 activations. Accuracy is then compared on held-out images and the
@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
 
-from mixnet.export import ort_session, to_onnx
+from mixnet.deploy.export import ort_session, to_onnx
 from mixnet.timing import interleaved_medians
 
 CALIB_METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
@@ -51,7 +50,7 @@ def quantize_onnx(
     """Writes a QDQ int8 copy of an fp32 ONNX model, activation ranges calibrated on ``calibration``.
 
     Args:
-        fp32_path: the fp32 model (e.g. from :func:`mixnet.export.to_onnx`).
+        fp32_path: the fp32 model (e.g. from :func:`mixnet.deploy.export.to_onnx`).
         int8_path: where the int8 model goes (parent folders are created).
         calibration: NCHW float32 input batches, already normalised like the model's inputs.
         per_channel: per-output-channel weight scales (needed for depthwise convs, whose channels
@@ -111,7 +110,10 @@ def onnx_top1(path: str | Path, dataset: Dataset, *, batch_size: int = 64, threa
     session = ort_session(path, threads)
     name = session.get_inputs()[0].name
     correct = total = 0
-    for x, y in tqdm(DataLoader(dataset, batch_size=batch_size), desc=f"eval {Path(path).name}", leave=False):
+    from tqdm.auto import tqdm  # the [train] extra, needed here only
+
+    bar = tqdm(DataLoader(dataset, batch_size=batch_size), desc=f"eval {Path(path).name}", leave=False, disable=None)
+    for x, y in bar:
         logits = session.run(None, {name: x.numpy()})[0]
         correct += int((logits.argmax(1) == y.numpy()).sum())
         total += len(y)

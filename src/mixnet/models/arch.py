@@ -159,6 +159,16 @@ def format_block(b: BlockArgs) -> str:
 Stages = tuple[tuple[BlockArgs, ...], ...]
 
 
+def expand_rows(stage: tuple[BlockArgs, ...]) -> list[BlockArgs]:
+    """Unrolls the rows of a stage into one BlockArgs per block (only the first of a row strides)."""
+    blocks = []
+    for row in stage:
+        blocks.append(dataclasses.replace(row, repeats=1))
+        rest = dataclasses.replace(row, repeats=1, stride=1, in_channels=row.out_channels)
+        blocks.extend([rest] * (row.repeats - 1))
+    return blocks
+
+
 def parse_stages(stages: Sequence[Sequence[str]] | Sequence[str]) -> Stages:
     """Parses stages of block strings; a flat list of strings becomes one block per stage."""
     return tuple(tuple(parse_block(s) for s in ([stage] if isinstance(stage, str) else stage)) for stage in stages)

@@ -3,7 +3,7 @@
 ONNX uses PyTorch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``, which runs onnxscript's
 optimizer) with a dynamic batch axis; the file is then run in ONNX Runtime on a batch of another size
 than the one exported with, and the export fails if any output differs from eager PyTorch by more
-than ``tolerance``. By default the exported network is :func:`mixnet.optimize.optimize_for_inference`'s
+than ``tolerance``. By default the exported network is :func:`mixnet.deploy.optimize.optimize_for_inference`'s
 rewrite at the export resolution: BN folded, MixConvs fused, and TF "SAME" padding static, so the
 graph of a ``tf_`` model holds no Shape -> Pad subgraph (the usual trouble with SAME in ONNX/TensorRT).
 """
@@ -21,15 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from mixnet.model import MixNet
-from mixnet.optimize import optimize_for_inference
+from mixnet.deploy.optimize import optimize_for_inference
+from mixnet.errors import MixnetError
+from mixnet.models.mixnet import MixNetTrunk
 
 Format = Literal["onnx", "torchscript", "torch_export"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript", "torch_export")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts.pt", "torch_export": ".pt2"}
 
 
-class ExportCheckError(RuntimeError):
+class ExportCheckError(MixnetError, RuntimeError):
     """An exported model whose outputs differ from the eager model's by more than the tolerance."""
 
 
@@ -54,7 +55,7 @@ def ort_session(path: str | Path, threads: int | None = None, *, optimization: b
     """An ONNX Runtime CPU session with ``threads`` intra-op threads and thread spinning off.
 
     Spinning is off because a spinning pool keeps the cores busy after ``run()`` returns, which on a
-    shared or small machine slows whatever runs next (see /work/shared/BENCHMARKING.md).
+    shared or small machine slows whatever runs next (two identical sessions measured 0.63x apart with it on).
     """
     import onnxruntime as ort
 
@@ -130,8 +131,8 @@ def _check_and_keep(
 def prepare(model: nn.Module, *, img_size: int, optimize: bool, channels_last: bool = False) -> nn.Module:
     """The module to export: ``optimize_for_inference`` at ``img_size``, or an eval-mode copy."""
     if optimize:
-        if not isinstance(model, MixNet):
-            raise TypeError(f"optimize=True needs a mixnet MixNet, got {type(model).__name__}")
+        if not isinstance(model, MixNetTrunk):
+            raise TypeError(f"optimize=True needs a mixnet MixNet or MixNetFeatures, got {type(model).__name__}")
         return optimize_for_inference(model, img_size=img_size, channels_last=channels_last)
     return copy.deepcopy(model).eval()
 

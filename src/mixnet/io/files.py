@@ -1,23 +1,23 @@
-"""Loading weights: timm's published ImageNet weights (Hugging Face hub) or a local checkpoint.
+"""Reading weight files safely and loading state dicts strictly.
 
-Files are read without executing code: safetensors, or ``torch.load(weights_only=True)``. A
-checkpoint that does not fit the model raises an error naming the missing, unexpected and
-mismatched keys with their shapes; nothing is loaded with ``strict=False``.
+Files are read without executing code: safetensors, or ``torch.load(weights_only=True)``; a file that
+holds pickled Python objects is refused with a message that says why. A state dict that does not fit
+the model raises an error naming the missing, unexpected and mismatched keys with their shapes;
+nothing is loaded with ``strict=False``.
 """
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from mixnet.convert import from_timm, is_timm_state_dict
-
-if TYPE_CHECKING:
-    from mixnet.registry import ModelEntry
+from mixnet.io.convert import from_timm, is_timm_state_dict
 
 # Keys under which training checkpoints nest the weights, in order of preference (EMA first: the
 # paper evaluates and exports the EMA weights).
@@ -31,8 +31,8 @@ class CheckpointError(ValueError):
 def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any]:
     """Reads a whole checkpoint file without executing code: safetensors, or ``torch.load(weights_only=True)``.
 
-    The one reader behind :func:`read_state_dict`, :func:`mixnet.train.checkpoint.load_checkpoint` and
-    :func:`mixnet.checkpoint_meta.load_checkpoint_meta`, so every command reports a bad file the same way.
+    The one reader behind :func:`read_state_dict`, :func:`mixnet.io.load.load_model` and the training
+    checkpoint loader, so every command reports a bad file the same way.
 
     Args:
         path: a .safetensors file (read as its tensors) or a ``torch.save`` file (.pth/.pt/.bin).
@@ -43,8 +43,8 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any
         The file's top-level mapping (tensors on the CPU).
 
     Raises:
-        CheckpointError: the file is missing, cannot be read, or does not hold a mapping; the message names
-            the path and the cause.
+        CheckpointError: the file is missing, cannot be read, would execute code when unpickled, or does
+            not hold a mapping; the message names the path and the cause.
     """
     path = Path(path)
     if not path.is_file():
@@ -61,11 +61,54 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any
                 if not mmap:
                     raise
                 obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy format: not mappable
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # a corrupt file, not a refused object
+            raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from e
+        raise CheckpointError(_refusal(path, e)) from e
     except Exception as e:  # noqa: BLE001 - any reader failure means the same thing to the user
         raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from e
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a mapping of weights")
     return obj
+
+
+def _refusal(path: Path, error: Exception) -> str:
+    found = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(error))
+    what = f" ({found.group(1)})" if found else ""
+    return (
+        f"refusing to load {str(path)!r}: it holds pickled Python objects{what}, and unpickling them would "
+        "execute code from the file. mixnet reads only tensors and plain values from .pth files. If you "
+        "trust the file, re-save just its weights elsewhere (torch.save(state_dict, 'weights.pth')) or "
+        "convert it to .safetensors"
+    )
+
+
+def read_metadata(path: str | Path) -> tuple[Mapping[str, Any], dict[str, tuple[int, ...]]]:
+    """A file's plain (non-tensor) entries and the shapes of its weights, without reading the weights.
+
+    For a .safetensors file: its metadata (str -> str) and the tensor shapes from its header. For a
+    ``torch.save`` file: its top-level entries (memory-mapped, so tensors are not read) and the shapes of
+    the state dict inside (the one :func:`nested_state_dict` picks).
+
+    Raises:
+        CheckpointError: as :func:`read_checkpoint`.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        top = read_checkpoint(path, mmap=True)
+        sd = nested_state_dict(top)
+        return top, {k: tuple(v.shape) for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # get_slice reads no data
+    except Exception as e:  # noqa: BLE001 - any reader failure means the same thing to the user
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(e).__name__}: {e}") from e
+    return meta, shapes
 
 
 def nested_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -122,57 +165,3 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], sourc
     state_dict = to_mixnet_format(state_dict, source)
     check_state_dict(model, state_dict, source)
     model.load_state_dict(state_dict)
-
-
-def _download(entry: ModelEntry) -> str:
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise RuntimeError(
-            f"pretrained=True downloads {entry.hf_hub_id} with huggingface_hub, which is not installed: "
-            "pip install 'mixnet[hub]', or pass pretrained='path/to/model.safetensors'"
-        ) from None
-    try:
-        return hf_hub_download(entry.hf_hub_id, "model.safetensors")
-    except Exception as e:  # noqa: BLE001 - network, auth and cache errors all end here
-        raise RuntimeError(
-            f"could not fetch {entry.hf_hub_id} from the Hugging Face hub ({type(e).__name__}: {e}).\n"
-            f"Offline? On a machine with network, download "
-            f"https://huggingface.co/{entry.hf_hub_id}/resolve/main/model.safetensors, copy it here and "
-            f"pass pretrained='path/to/model.safetensors' (or `--pretrained path` on the command line). "
-            "A file already in the hub cache is used with HF_HUB_OFFLINE=1."
-        ) from e
-
-
-def _drop_absent_head(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drops head/classifier weights the model does not have (features_only, or num_classes=0)."""
-    own = model.state_dict()
-    return {k: v for k, v in state_dict.items() if k in own or not k.startswith(("head.", "classifier."))}
-
-
-def _adapt_for_model(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Fits ImageNet weights to another class count or input channel count (hub weights only)."""
-    own = model.state_dict()
-    state_dict = _drop_absent_head(model, state_dict)
-    for key in ("classifier.weight", "classifier.bias"):
-        if key in state_dict and own[key].shape != state_dict[key].shape:  # another class count: fresh init
-            state_dict[key] = own[key]
-    w = state_dict.get("stem.conv.weight")
-    if w is not None and w.shape[1] != own["stem.conv.weight"].shape[1]:
-        # Same recipe as timm's adapt_input_conv: sum RGB for 1 channel, else tile and rescale.
-        c = own["stem.conv.weight"].shape[1]
-        w = w.sum(1, keepdim=True) if c == 1 else w.repeat(1, (c + 2) // 3, 1, 1)[:, :c] * (3 / c)
-        state_dict["stem.conv.weight"] = w
-    return state_dict
-
-
-def load_pretrained(model: nn.Module, entry: ModelEntry, pretrained: bool | str | Path) -> None:
-    """Loads timm's ImageNet weights (``pretrained=True``) or a local file into ``model``."""
-    if pretrained is True:
-        from safetensors.torch import load_file
-
-        state_dict = to_mixnet_format(load_file(_download(entry)), entry.hf_hub_id)
-        load_weights(model, _adapt_for_model(model, state_dict), entry.hf_hub_id)
-    else:
-        state_dict = to_mixnet_format(read_state_dict(pretrained), str(pretrained))
-        load_weights(model, _drop_absent_head(model, state_dict), str(pretrained))

@@ -10,8 +10,8 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mixnet.arch import Stages, parse_stages, round_channels, scale_stages
 from mixnet.layers.padding import Padding, check_padding
+from mixnet.models.arch import Stages, format_block, parse_stages, round_channels, scale_stages
 
 MIXNET_S = [
     ["r1_k3_a1_p1_s11_e1_i16_o16"],
@@ -40,7 +40,7 @@ class MixNetConfig:
         stages: unscaled block rows, grouped in stages.
         stem_channels: width of the 3x3 stride-2 stem conv before scaling.
         head_channels: width of the final 1x1 conv (not scaled by the width multiplier).
-        width_mult: channel multiplier, rounded with :func:`mixnet.arch.round_channels`.
+        width_mult: channel multiplier, rounded with :func:`mixnet.models.arch.round_channels`.
         depth_mult: repeat multiplier per stage (timm's ``depth_trunc='round'``).
         drop_rate: default dropout before the classifier.
         padding: ``symmetric`` (PyTorch) or ``same`` (TensorFlow "SAME", the tf_ models).
@@ -88,6 +88,44 @@ class MixNetConfig:
     def replace(self, **changes) -> MixNetConfig:
         """A copy with some fields changed (configs are frozen, so nothing is shared mutably)."""
         return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able values: every field, ``stages`` as lists of TF block strings."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["stages"] = [[format_block(b) for b in stage] for stage in self.stages]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MixNetConfig:
+        """Rebuilds a config from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: unknown fields (named), a malformed block string or a bad value.
+        """
+        return cls(**_fields(d, require_all=True))
+
+    def diff(self, other: MixNetConfig) -> dict:
+        """The fields of ``other`` that differ from this config's, as :meth:`to_dict` values."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {k: v for k, v in theirs.items() if mine[k] != v}
+
+    def updated(self, changes: dict) -> MixNetConfig:
+        """This config with :meth:`diff`-style ``changes`` applied (the inverse of :meth:`diff`)."""
+        return self.replace(**_fields(changes, require_all=False)) if changes else self
+
+
+def _fields(d: dict, *, require_all: bool) -> dict:
+    names = {f.name for f in dataclasses.fields(MixNetConfig)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown architecture field(s): {', '.join(sorted(unknown))}")
+    required = {f.name for f in dataclasses.fields(MixNetConfig) if f.default is dataclasses.MISSING}
+    if require_all and required - set(d):
+        raise ValueError(f"missing architecture field(s): {', '.join(sorted(required - set(d)))}")
+    out = dict(d)
+    if "stages" in out:
+        out["stages"] = parse_stages(out["stages"])
+    return out
 
 
 _S = MixNetConfig.from_strings(MIXNET_S, stem_channels=16, drop_rate=0.2)

@@ -2,16 +2,12 @@
 
 Images go through the same eval transform as ``mixnet eval`` (resize, center crop, normalise). A file that
 cannot be read is named in a warning and skipped, so one bad file never loses the others' results.
-The ImageNet class names shipped with the package (``imagenet_classes.txt``) are torchvision's list, in
-the standard class-index order used by timm's and torchvision's 1000-class weights.
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -21,16 +17,6 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
 
 from mixnet.runtime import autocast, resolve_device
-
-
-@functools.cache
-def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet-1k class names in index order."""
-    text = resources.files("mixnet").joinpath("imagenet_classes.txt").read_text(encoding="utf-8")
-    names = [line for line in text.splitlines() if line]
-    if len(names) != 1000:
-        raise RuntimeError(f"imagenet_classes.txt holds {len(names)} names, not 1000: the package is damaged")
-    return names
 
 
 def list_images(inputs: Iterable[str | Path]) -> list[Path]:

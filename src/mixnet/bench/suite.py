@@ -1,7 +1,7 @@
 """Side-by-side speed of MixNet implementations on this machine (``mixnet bench``).
 
 Contenders run interleaved in one process (each round runs every contender once; medians over
-rounds), as /work/shared/BENCHMARKING.md asks: absolute times on shared machines move by tens of
+rounds): absolute times on shared machines move by tens of
 percent, ratios measured this way hold. A second copy of one contender ("A vs A") shows how much of a
 ratio is noise. timm and ONNX Runtime are needed here only: ``pip install 'mixnet[bench]'``.
 """
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mixnet.complexity import complexity
-from mixnet.registry import create_model
+from mixnet.factory import create_model
+from mixnet.models.complexity import complexity
 from mixnet.timing import interleaved_medians
 
 INFERENCE_CONTENDERS = (
@@ -95,7 +95,7 @@ def _torch_runner(model: nn.Module, x: torch.Tensor, memory_format: torch.memory
 
 
 def _ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
-    from mixnet.export import ort_session
+    from mixnet.deploy.export import ort_session
 
     session = ort_session(path, threads)
     feed = {session.get_inputs()[0].name: x.numpy()}
@@ -107,15 +107,15 @@ def inference_contenders(
 ) -> dict[str, Callable[[], torch.Tensor]]:
     """Every inference contender for one model and batch size, all computing the same function.
 
-    Our model gets timm's (random) weights through :func:`mixnet.convert.from_timm`, so every fp32
+    Our model gets timm's (random) weights through :func:`mixnet.io.convert.from_timm`, so every fp32
     contender must give the same logits; :func:`bench_inference` checks that before timing. Exports
     are cached in ``workdir`` per model and resolution.
     """
     timm = _need("timm")
     _need("onnxruntime")
-    from mixnet.convert import from_timm
-    from mixnet.export import to_onnx
-    from mixnet.optimize import optimize_for_inference
+    from mixnet.deploy.export import to_onnx
+    from mixnet.deploy.optimize import optimize_for_inference
+    from mixnet.io.convert import from_timm
 
     # Weights depend on the seed alone (not on the batch size), so the exports cached in ``workdir`` by
     # the first batch size hold the same weights as the models built for the next one.
@@ -142,7 +142,7 @@ def inference_contenders(
         "ours ORT fp32": _ort_runner(ours_onnx, x, threads),
     }
     if int8:
-        from mixnet.quantize import quantize_onnx
+        from mixnet.deploy.quantize import quantize_onnx
 
         if not int8_onnx.exists():
             quantize_onnx(ours_onnx, int8_onnx, calibration=_calibration_batches(img_size))

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from mixnet.configs import MixNetConfig
 from mixnet.layers.mixconv import split_channels
-from mixnet.model import expand_rows
+from mixnet.models.arch import expand_rows
+from mixnet.models.configs import MixNetConfig
+from mixnet.models.registry import get_entry
 
 
 @dataclass
@@ -119,8 +120,6 @@ def complexity(name_or_model: str | nn.Module, img_size: int | tuple[int, int] =
     class count, input channels and ``features_only`` are used.
     """
     if isinstance(name_or_model, str):
-        from mixnet.registry import get_entry
-
         return config_complexity(get_entry(name_or_model).config, img_size)
     m = name_or_model
     if not hasattr(m, "config"):

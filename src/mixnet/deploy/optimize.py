@@ -2,7 +2,7 @@
 
 The split-conv-concat form of MixConv that every implementation uses is what makes MixNet slower
 than EfficientNet-B0 despite fewer MACs. This module rewrites a copy of the model with the exact
-transformations of :mod:`mixnet.fuse` (BN folded into convs, each MixConv as one depthwise conv with
+transformations of :mod:`mixnet.deploy.fuse` (BN folded into convs, each MixConv as one depthwise conv with
 centered zero-padded kernels, grouped 1x1 convs merged, static TF "SAME" padding) and runs it in
 channels_last. Which rewrite is used where follows rules measured per layer on a 2-core x86 CPU with
 ``benchmarks/layer_rules.py`` (table and discussion in docs/inference.md):
@@ -25,9 +25,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from mixnet import fuse
+from mixnet.deploy import fuse
 from mixnet.layers import MixConv2d, SameConv2d
-from mixnet.model import MixNet
+from mixnet.models.mixnet import MixNetTrunk
 
 # Rules read off the per-layer measurements (see the module docstring).
 NCHW_FUSE_MAX_PIXELS = 28 * 28
@@ -104,7 +104,7 @@ class InferenceMixNet(nn.Module):
         return self.model(x)
 
 
-def _input_sizes(model: MixNet, img_size: int) -> dict[str, tuple[int, int]]:
+def _input_sizes(model: MixNetTrunk, img_size: int) -> dict[str, tuple[int, int]]:
     """Spatial input size of every conv and MixConv that runs, from one forward pass at ``img_size``."""
     sizes: dict[str, tuple[int, int]] = {}
     hooks = [
@@ -122,19 +122,8 @@ def _input_sizes(model: MixNet, img_size: int) -> dict[str, tuple[int, int]]:
     return sizes
 
 
-def _drop_blocks_after_last_tap(net: MixNet) -> None:
-    """Removes the blocks a ``features_only`` model never runs (those after its last feature map).
-
-    ``forward_features`` stops after the last tap, so those blocks have no input size to plan with
-    and would only hold memory; stage and block indices of the taps stay valid.
-    """
-    s_last, b_last = max((f["stage"], f["block"]) for f in net.feature_info)
-    net.stages = net.stages[: s_last + 1]
-    net.stages[s_last] = net.stages[s_last][: b_last + 1]
-
-
 def optimize_for_inference(
-    model: MixNet,
+    model: MixNetTrunk,
     *,
     img_size: int | None = None,
     channels_last: bool = True,
@@ -149,7 +138,7 @@ def optimize_for_inference(
     merged; dropout and stochastic depth are dropped (eval semantics).
 
     Args:
-        model: a :class:`mixnet.model.MixNet` (classifier or ``features_only``).
+        model: a :class:`mixnet.MixNet` or :class:`mixnet.MixNetFeatures`.
         img_size: the input resolution the model will see. With it, TF "SAME" padding becomes static
             (constant pads, what ONNX export wants) and the per-layer rules use the true sizes. When
             that makes any padding static (``tf_`` models), the result only accepts
@@ -169,8 +158,8 @@ def optimize_for_inference(
         TypeError: ``model`` is not a MixNet.
         ValueError: a bad option value, or ``grouped`` forced on a layer with unequal splits.
     """
-    if not isinstance(model, MixNet):
-        raise TypeError(f"optimize_for_inference needs a mixnet MixNet, got {type(model).__name__}")
+    if not isinstance(model, MixNetTrunk):
+        raise TypeError(f"optimize_for_inference needs a mixnet MixNet or MixNetFeatures, got {type(model).__name__}")
     if fuse_depthwise not in ("auto", True, False):
         raise ValueError(f"fuse_depthwise must be 'auto', True or False, got {fuse_depthwise!r}")
     if merge_pointwise not in ("auto", "split", "grouped", "dense"):
@@ -180,8 +169,6 @@ def optimize_for_inference(
     net = copy.deepcopy(model).eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    if net.features_only:
-        _drop_blocks_after_last_tap(net)
     sizes = _input_sizes(net, img_size or 224)
     static = img_size is not None
     plan = Plan(static_padding=static)

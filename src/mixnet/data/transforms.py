@@ -1,0 +1,131 @@
+"""ImageNet-style transforms, built from torchvision's: the paper's training crop and the eval transform.
+
+Training follows the paper's recipe as the official TF code and timm implement it (Inception crop with
+area 0.08-1 and aspect 3/4-4/3, horizontal flip, optional RandAugment/AutoAugment). Evaluation resizes to
+``img_size / crop_pct`` then center-crops, with the defaults of :class:`mixnet.models.preprocess.Preprocess`
+(bicubic, ImageNet mean/std).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+
+import torch
+from torchvision import transforms as T
+from torchvision.transforms import InterpolationMode
+
+from mixnet.models.preprocess import Preprocess
+
+_DEFAULT = Preprocess()  # the one source of the eval defaults
+
+# How many skipped files a warning or error names before it only counts the rest.
+_MAX_NAMED = 20
+
+
+def _interpolation(name: str) -> InterpolationMode:
+    try:
+        return InterpolationMode(name)
+    except ValueError:
+        known = ", ".join(m.value for m in InterpolationMode)
+        raise ValueError(f"unknown interpolation {name!r}; known: {known}") from None
+
+
+def _auto_augment(spec: str, mean: Sequence[float]) -> torch.nn.Module:
+    """Parses ``randaugment``, ``autoaugment``, ``trivialaugment`` or timm-style ``rand-m9-n2``."""
+    # Fill the area that rotations/shears expose with the mean colour, as timm does.
+    fill = [min(255, round(255 * m)) for m in mean]
+    if spec == "autoaugment":
+        return T.AutoAugment(T.AutoAugmentPolicy.IMAGENET, fill=fill)
+    if spec == "trivialaugment":
+        return T.TrivialAugmentWide(fill=fill)
+    if spec == "randaugment":
+        spec = "rand-m9-n2"
+    if not spec.startswith("rand"):
+        raise ValueError(f"unknown auto_augment {spec!r}; use randaugment, autoaugment, trivialaugment or rand-m9-n2")
+    magnitude, num_ops = 9, 2
+    for part in spec.split("-")[1:]:
+        m = re.fullmatch(r"([mn])(\d+)", part)
+        if not m:
+            # timm also knows mstd/inc/w; refusing them beats silently training another recipe.
+            raise ValueError(f"auto_augment {spec!r}: unsupported part {part!r} (only m<magnitude> and n<ops>)")
+        if m.group(1) == "m":
+            magnitude = int(m.group(2))
+        else:
+            num_ops = int(m.group(2))
+    if not 0 <= magnitude <= 10:
+        raise ValueError(f"auto_augment {spec!r}: magnitude must be 0..10 (timm's scale)")
+    # 11 bins make magnitude m mean m/10 of each op's range, which is what timm's rand-m<m> means.
+    return T.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=11, fill=fill)
+
+
+def train_transform(
+    img_size: int,
+    *,
+    auto_augment: str | None = None,
+    hflip: float = 0.5,
+    scale: tuple[float, float] = (0.08, 1.0),
+    interpolation: str = _DEFAULT.interpolation,
+    mean: Sequence[float] = _DEFAULT.mean,
+    std: Sequence[float] = _DEFAULT.std,
+) -> Callable:
+    """Training transform: Inception crop, horizontal flip, optional RandAugment/AutoAugment, normalise.
+
+    Args:
+        img_size: output side in pixels.
+        auto_augment: None, ``"randaugment"`` (= ``"rand-m9-n2"``), ``"autoaugment"``, ``"trivialaugment"``
+            or ``"rand-m<magnitude 0..10>-n<ops>"`` (timm's magnitude scale).
+        hflip: probability of a horizontal flip (0 disables it; use 0 for digits and text).
+        scale: range of the crop's area as a fraction of the image (aspect ratio 3/4..4/3).
+        interpolation: resize filter (``bicubic``, ``bilinear``, ``nearest``, ...).
+        mean: per-channel mean for normalisation.
+        std: per-channel standard deviation for normalisation.
+    """
+    if not 0.0 <= hflip <= 1.0:
+        raise ValueError(f"hflip must be a probability in [0, 1], got {hflip}")
+    ops: list = [
+        T.RandomResizedCrop(
+            img_size, scale=tuple(scale), ratio=(3 / 4, 4 / 3), interpolation=_interpolation(interpolation)
+        )
+    ]
+    if hflip > 0:
+        ops.append(T.RandomHorizontalFlip(hflip))
+    if auto_augment:
+        ops.append(_auto_augment(auto_augment, mean))
+    ops += [T.ToTensor(), T.Normalize(mean, std)]
+    return T.Compose(ops)
+
+
+def eval_transform(
+    img_size: int,
+    *,
+    crop_pct: float = _DEFAULT.crop_pct,
+    interpolation: str = _DEFAULT.interpolation,
+    mean: Sequence[float] = _DEFAULT.mean,
+    std: Sequence[float] = _DEFAULT.std,
+) -> Callable:
+    """Eval transform: resize the short side to ``img_size / crop_pct``, center crop ``img_size``, normalise."""
+    if not 0.0 < crop_pct <= 1.0:
+        raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
+    # floor, as timm: 224 / 0.875 = 256.
+    resize = math.floor(img_size / crop_pct)
+    return T.Compose(
+        [
+            T.Resize(resize, interpolation=_interpolation(interpolation)),
+            T.CenterCrop(img_size),
+            T.ToTensor(),
+            T.Normalize(mean, std),
+        ]
+    )
+
+
+def transform_for(preprocess: Preprocess) -> Callable:
+    """The eval transform a model's :class:`Preprocess` describes."""
+    return eval_transform(
+        preprocess.img_size,
+        crop_pct=preprocess.crop_pct,
+        interpolation=preprocess.interpolation,
+        mean=preprocess.mean,
+        std=preprocess.std,
+    )

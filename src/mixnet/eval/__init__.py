@@ -1,0 +1,1 @@
+"""Evaluation (top-1/top-k, loss, images/s) and prediction (top-k classes of image files)."""
