@@ -12,7 +12,9 @@ from torch import nn
 import mixnet
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread per pytest-xdist worker (the workers share the cores; two threads each would spin against
+# each other), else up to two.
+torch.set_num_threads(1 if "PYTEST_XDIST_WORKER" in os.environ else min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(autouse=True)

@@ -236,7 +236,6 @@ def test_torchrun_two_processes_gloo(digits10, tmp_path):
         "16",
         "--workers",
         "0",
-        "--no-progress",
         "--model",
         "mixnet_s",
         "--width-mult",
@@ -252,6 +251,8 @@ def test_torchrun_two_processes_gloo(digits10, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("epoch 1/1") == 1  # only rank 0 logs
+    # Output to a pipe, no --progress/--no-progress: no bar redraws, a line per epoch.
+    assert "\r" not in proc.stderr and "it/s" not in proc.stderr
     # Rank 0 alone verified the files and named the bad one; rank 1 was told to skip it.
     assert proc.stderr.count("skipped 1 of 161 file(s)") == 1 and "broken.png" in proc.stderr
     assert sorted(p.name for p in out.glob("*.pth")) == ["last.pth"] and (out / "model.safetensors").is_file()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -111,13 +110,3 @@ def imagenet_or_own_class_names(spec: ModelSpec) -> tuple[list[str] | None, str 
 
         return imagenet_class_names(), "imagenet"
     return None, None
-
-
-def describe(spec: ModelSpec) -> dict[str, Any]:
-    """A JSON-able summary for reports."""
-    return {
-        "model": spec.architecture,
-        "config": dict(spec.config),
-        "num_classes": spec.num_classes,
-        "preprocess": spec.preprocess.to_dict(),
-    }
