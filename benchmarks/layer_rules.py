@@ -8,7 +8,7 @@ in NCHW and channels_last. For every grouped 1x1 conv it times ``split``, ``grou
 groups=2) and ``dense`` (block-diagonal dense 1x1). Prints one markdown row per layer with the ratio
 split/fused (> 1: fused faster), so the rule in ``mixnet.deploy.optimize`` can be read off the table.
 
-    .venv/bin/python benchmarks/layer_rules.py --threads 2 --batch 1 8
+    .venv/bin/python benchmarks/layer_rules.py --threads 2 --batch-size 1 8
 """
 
 from __future__ import annotations
@@ -57,18 +57,18 @@ def collect_layers(models: list[str], img_size: int) -> tuple[dict, dict]:
 def main() -> None:
     """Runs the sweep and prints the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["mixnet_s", "mixnet_m", "mixnet_l"], help="models to scan")
+    ap.add_argument("--model", nargs="+", default=["mixnet_s", "mixnet_m", "mixnet_l"], help="models to scan")
     ap.add_argument("--img-size", type=int, default=224, help="input resolution")
-    ap.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes")
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[1, 8], help="batch sizes")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds per layer")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print("# " + ", ".join(f"{k} {v}" for k, v in machine_info(args.threads).items()))
-    dw, pw = collect_layers(args.models, args.img_size)
+    dw, pw = collect_layers(args.model, args.img_size)
     cl = torch.channels_last
     with torch.inference_mode():
-        for batch in args.batch:
+        for batch in args.batch_size:
             print(f"\n## depthwise MixConv, batch {batch}: ms (split / fused), ratio split/fused")
             print(
                 "| C | kernels | stride | H | NCHW split | NCHW fused | NCHW ratio | CL split | CL fused | CL ratio |"

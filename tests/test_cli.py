@@ -91,3 +91,12 @@ def test_a_full_disk_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     assert main(["info"]) == 2
     err = capsys.readouterr().err
     assert "out of disk space" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_value_error_from_outside_mixnet_is_a_bug(monkeypatch):
+    """Only mixnet's own validation errors become one-line messages; torch's or Python's keep the traceback."""
+    import mixnet.cli.info as info
+
+    monkeypatch.setattr(info, "run", lambda args: int("not a number"))
+    with pytest.raises(ValueError, match="invalid literal"):
+        main(["info"])

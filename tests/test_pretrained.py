@@ -137,3 +137,42 @@ def test_read_checkpoint_is_the_one_safe_reader(tmp_path):
         load_checkpoint(tmp_path / "none.pth")
     with pytest.raises(CheckpointError, match="not a mixnet training checkpoint .missing optimizer, epoch"):
         load_checkpoint(legacy)
+
+
+def test_model_file_of_another_config_warns_when_loaded_into_a_registered_model(tmp_path):
+    saved = mixnet.create_model("mixnet_s", bn_eps=1e-3)
+    path = mixnet.save_model(tmp_path / "m.safetensors", saved)
+    with pytest.warns(UserWarning, match=r"saved from mixnet_s with \{'bn_eps': 0.001\}.*differs in \['bn_eps'\]"):
+        mixnet.create_model("mixnet_s", pretrained=path)
+    assert mixnet.load_model(path)[0].stem.bn.eps == 1e-3  # the file's own model, rebuilt
+
+
+def test_backbone_weights_into_a_classifier_start_a_fresh_head(tmp_path):
+    backbone = mixnet.create_model("mixnet_s", num_classes=0)
+    path = tmp_path / "b.pth"
+    torch.save(backbone.state_dict(), path)
+    with pytest.warns(UserWarning, match="has no classifier; this model's classifier is freshly init"):
+        model = mixnet.create_model("mixnet_s", num_classes=3, pretrained=path)
+    assert torch.equal(model.head.conv.weight, backbone.head.conv.weight)
+
+
+def test_specs_that_cannot_build_are_named_errors(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    model = mixnet.create_model("mixnet_s", num_classes=3)
+    spec = mixnet.ModelSpec.from_model(model).to_dict()
+    path = tmp_path / "s.safetensors"
+    for change, message in (
+        ({"num_classes": "3"}, "num_classes must be an integer"),
+        ({"config": {"head_channels": "wide"}}, "does not build a model"),
+    ):
+        save_file(model.state_dict(), str(path), metadata={"mixnet.spec": json.dumps(spec | change)})
+        with pytest.raises(CheckpointError, match=message):
+            mixnet.load_model(path)
+    own = mixnet.save_model(tmp_path / "own.safetensors", mixnet.MixNet(mixnet.create_model("mixnet_s").config))
+    with pytest.raises(CheckpointError, match="architecture of its own"):
+        mixnet.load_model(own, architecture="mixnet_m")
+    with pytest.raises(ValueError, match="features_only backbone has no model-file spec"):
+        mixnet.ModelSpec.from_model(mixnet.create_model("mixnet_s", features_only=True))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mixnet.errors import require
 from mixnet.factory import create_model
 from mixnet.models.complexity import complexity
 from mixnet.timing import interleaved_medians
@@ -78,10 +79,7 @@ def machine_info(threads: int) -> dict[str, str]:
 
 
 def _need(module: str) -> object:
-    try:
-        return __import__(module)
-    except ImportError:
-        raise RuntimeError(f"mixnet bench needs {module}: pip install 'mixnet[bench]'") from None
+    return require(module, "bench", "mixnet bench")
 
 
 def _torch_runner(model: nn.Module, x: torch.Tensor, memory_format: torch.memory_format | None = None):

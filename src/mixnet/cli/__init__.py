@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import errno
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -93,12 +94,29 @@ _USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ERO
 
 
 def is_user_error(e: BaseException) -> bool:
-    """Whether ``e`` is a problem of the input or the machine that the user can fix (printed as one line)."""
+    """Whether ``e`` is a problem of the input or the machine that the user can fix (printed as one line).
+
+    A ``ValueError`` counts only when mixnet's own code raised it (its validation of options, files and
+    data); one raised inside Python, torch or numpy is a bug and keeps its traceback. ``MIXNET_DEBUG=1``
+    keeps every traceback.
+    """
     from mixnet.errors import MixnetError
 
-    if isinstance(e, ValueError | MixnetError):
+    if os.environ.get("MIXNET_DEBUG"):
+        return False
+    if isinstance(e, MixnetError):
         return True
+    if isinstance(e, ValueError):
+        return _raised_by_mixnet(e)
     return isinstance(e, OSError) and (e.errno in _USER_ERRNOS or isinstance(e, FileNotFoundError | PermissionError))
+
+
+def _raised_by_mixnet(e: BaseException) -> bool:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(package + os.sep)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         # Memory-mapped: only the saved options are read here; train() loads the tensors.
         saved = {RENAMED.get(k, k): v for k, v in load_checkpoint(explicit["resume"], mmap=True)["args"].items()}
         saved.pop("out", None)  # a resumed run continues in the checkpoint's folder unless told otherwise
+        saved.pop("progress", None)  # bars or not depends on where this run's output goes
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         return TrainConfig.from_dict({k: v for k, v in saved.items() if k in names} | explicit)
     return TrainConfig.from_preset(preset or DEFAULT_PRESET, **explicit)

@@ -1,4 +1,4 @@
-"""Loading model files: the one way every command and ``create_model(pretrained=path)`` reads weights.
+"""Loading model files: how every command that uses a model (eval, predict, export, quantize, the demo) gets it.
 
 :func:`load_model` takes any model file this project or timm writes and returns the model, in eval mode,
 with its :class:`mixnet.io.spec.ModelSpec`:
@@ -65,8 +65,8 @@ def load_model(
     Args:
         path: a model file (see the module docstring).
         architecture: the registered model to build; needed for files that record none (timm's). When the
-            file names another one, this one is used (with a warning): e.g. ``mixnet_s`` weights in a
-            ``tf_mixnet_s``.
+            file names another one, this one is used with the file's config changes on top (with a
+            warning): e.g. ``mixnet_s`` weights in a ``tf_mixnet_s``.
         device: where to put the model (default: the CPU).
 
     Returns:
@@ -86,6 +86,11 @@ def load_model(
             )
         spec = ModelSpec(architecture, num_classes=num_classes if num_classes is not None else 0)
     elif architecture is not None and architecture != spec.architecture:
+        if spec.architecture is None:
+            raise CheckpointError(
+                f"{str(path)!r} holds an architecture of its own (no registered name): it cannot be loaded as "
+                f"{architecture!r}; leave out --model"
+            )
         warnings.warn(
             f"{str(path)!r} was saved from {spec.architecture!r} but is loaded into {architecture!r}", stacklevel=2
         )
@@ -93,7 +98,10 @@ def load_model(
             spec = spec.replace(architecture=architecture)
         except SpecError as e:
             raise CheckpointError(f"{str(path)!r}: {e}") from e
-    model = spec.build()
+    try:
+        model = spec.build()
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{str(path)!r}: its spec does not build a model: {e}") from e
     load_weights(model, read_state_dict(path), str(path))
     apply_to_model(model, spec)
     if device is not None:

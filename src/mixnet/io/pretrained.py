@@ -16,6 +16,7 @@ from torch import nn
 
 from mixnet.io.files import load_weights, read_state_dict, to_mixnet_format
 from mixnet.io.hub import download
+from mixnet.io.load import read_spec
 from mixnet.models.registry import ModelEntry
 
 _HEAD = ("head.", "classifier.")
@@ -27,7 +28,10 @@ def adapt_to_model(model: nn.Module, state_dict: dict[str, torch.Tensor], source
     # A backbone (features_only) or a model without classifier takes no head weights.
     state_dict = {k: v for k, v in state_dict.items() if k in own or not k.startswith(_HEAD)}
     key = "classifier.weight"
-    if key in state_dict and key in own and own[key].shape != state_dict[key].shape:
+    if key in own and key not in state_dict:
+        warnings.warn(f"{source} has no classifier; this model's classifier is freshly initialised", stacklevel=3)
+        state_dict[key], state_dict["classifier.bias"] = own[key], own["classifier.bias"]
+    elif key in state_dict and key in own and own[key].shape != state_dict[key].shape:
         warnings.warn(
             f"{source} has a {state_dict[key].shape[0]}-class classifier; this model's "
             f"{own[key].shape[0]}-class classifier is freshly initialised",
@@ -43,6 +47,26 @@ def adapt_to_model(model: nn.Module, state_dict: dict[str, torch.Tensor], source
     return state_dict
 
 
+def _warn_if_built_otherwise(model: nn.Module, entry: ModelEntry, path: str) -> None:
+    """Warns when a mixnet model file records another architecture than the model it is loaded into.
+
+    The weights may still fit (``bn_eps`` or ``padding`` change no shape) while computing another function;
+    :func:`mixnet.io.load.load_model` rebuilds the file's own model instead.
+    """
+    spec, _ = read_spec(path)
+    if spec is None:
+        return
+    theirs = spec.arch_config()
+    diff = model.config.diff(theirs)
+    if spec.architecture != entry.name or diff:
+        warnings.warn(
+            f"{path} was saved from {spec.architecture} with {dict(spec.config) or 'no changes'}; it is loaded into "
+            f"{entry.name} built with {entry.config.diff(model.config) or 'no changes'} (differs in "
+            f"{sorted(diff) or 'the name only'}); mixnet.load_model(path) rebuilds the saved model",
+            stacklevel=4,
+        )
+
+
 def load_pretrained(model: nn.Module, entry: ModelEntry, pretrained: bool | str | Path) -> None:
     """Loads timm's ImageNet weights (``pretrained=True``) or a model file into ``model``, strictly after adapting.
 
@@ -55,5 +79,6 @@ def load_pretrained(model: nn.Module, entry: ModelEntry, pretrained: bool | str 
         path: str | Path = download(entry)
     else:
         source = path = str(pretrained)
+        _warn_if_built_otherwise(model, entry, path)
     state_dict = to_mixnet_format(read_state_dict(path), source)
     load_weights(model, adapt_to_model(model, state_dict, source), source)

@@ -59,6 +59,10 @@ class ModelSpec:
     preprocess: Preprocess = field(default_factory=Preprocess)
 
     def __post_init__(self) -> None:
+        for key in ("num_classes", "in_chans"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SpecError(f"{key} must be an integer, got {value!r}")
         if self.class_names is not None:
             names = tuple(self.class_names)
             if not all(isinstance(c, str) for c in names):
@@ -150,6 +154,11 @@ class ModelSpec:
         preprocess: Preprocess | None = None,
     ) -> ModelSpec:
         """The spec of a built :class:`MixNet`: its architecture, head and ``pretrained_cfg`` preprocessing."""
+        if getattr(model, "features_only", False):
+            raise ValueError(
+                "a features_only backbone has no model-file spec: save the classifier it came from, or its "
+                "state_dict() for create_model(..., features_only=True, pretrained=path)"
+            )
         cfg = getattr(model, "pretrained_cfg", {}) or {}
         name = cfg.get("architecture")
         config = model.config
@@ -212,9 +221,12 @@ def spec_from_legacy(meta: Mapping[str, Any], num_classes: int | None, source: s
         options |= meta["args"]
     if isinstance(meta.get("model_kwargs"), str):
         try:
-            options |= json.loads(meta["model_kwargs"])
+            extra = json.loads(meta["model_kwargs"])
         except json.JSONDecodeError as e:
             raise SpecError(f"{source}: model_kwargs metadata is not JSON: {e}") from e
+        if not isinstance(extra, Mapping):
+            raise SpecError(f"{source}: model_kwargs metadata is not a JSON object")
+        options |= extra
     names = meta.get("class_names")
     if isinstance(names, str):
         try:
@@ -235,7 +247,10 @@ def spec_from_legacy(meta: Mapping[str, Any], num_classes: int | None, source: s
         return out
 
     config = typed(_LEGACY_CONFIG)
-    base = get_entry(name).config
+    try:
+        base = get_entry(name).config
+    except ValueError as e:
+        raise SpecError(f"{source}: {e}") from e
     config = {k: v for k, v in config.items() if getattr(base, k) != v}
     classes = num_classes if num_classes is not None else (len(names) if names else 1000)
     return ModelSpec(

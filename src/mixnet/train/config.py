@@ -1,10 +1,10 @@
 """Training configuration: one validated dataclass, two recipe presets, saved as JSON in every run.
 
-Design after ConvNeXt/timm (a flat set of options, each documented once) but as a dataclass (STYLE.md
-practice of pycls/ConvNeXt): the field defaults are the paper's recipe (MixNet = MnasNet recipe, from the
-official TF code), ``PRESETS["short"]`` overrides a few of them for short runs on small data. The command
-line is generated from the fields and their ``help`` metadata, so options cannot drift from the library;
-the field names are the command line's shared vocabulary (``--weights``, ``--out``, ``--batch-size``, ...).
+Design after ConvNeXt/timm (a flat set of options, each documented once) but as a validated dataclass:
+the field defaults are the paper's recipe (MixNet = MnasNet recipe, from the official TF code), and
+``PRESETS["short"]`` overrides a few of them for short runs on small data. The command line is generated
+from the fields and their ``help`` metadata, so options cannot drift from the library; the field names
+are the command line's shared vocabulary (``--weights``, ``--out``, ``--batch-size``, ...).
 """
 
 from __future__ import annotations

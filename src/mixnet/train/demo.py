@@ -150,7 +150,8 @@ def _write_report(out, config, result, metrics, samples, preds, sizes, train_s, 
         "",
         "## Files",
         "",
-        "`model.safetensors` (EMA weights, class names in the metadata), `last.pth` (training checkpoint; "
+        "`model.safetensors` (EMA weights with the model spec: architecture, class names, preprocessing), `last.pth` "
+        "(training checkpoint; "
         "`mixnet train --resume` continues it), `config.json`, `metrics.jsonl`/`metrics.csv`, the plots.",
         "",
         "Reproduce: `mixnet demo` (or `bash scripts/main.sh`); evaluate again: "

@@ -100,7 +100,7 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
     eval preprocessing in its ``pretrained_cfg`` (so the files it is saved to record it)."""
     overrides = {k: v for k in ("width_mult", "head_channels") if (v := getattr(config, k)) is not None}
     pretrained: bool | str = False
-    if config.weights:
+    if config.weights and not config.resume:  # a resumed run takes its weights from the checkpoint
         pretrained = True if config.weights == "hub" else config.weights
     model = create_model(
         config.model,
@@ -223,7 +223,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     Raises:
         ValueError: a bad option or data folder.
-        mixnet.io.files.CheckpointError: a ``resume``/``pretrained`` checkpoint that does not fit.
+        mixnet.io.files.CheckpointError: a ``resume`` checkpoint or ``weights`` file that does not fit.
         mixnet.train.engine.NonFiniteLossError: the loss became NaN/inf (the last checkpoint is kept).
         OSError: a checkpoint could not be written (the previous one is kept).
     """
