@@ -10,9 +10,10 @@ graph of a ``tf_`` model holds no Shape -> Pad subgraph (the usual trouble with 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -87,6 +88,19 @@ def _max_diff(out: object, ref: object) -> float:
             raise ExportCheckError(f"exported output shape {tuple(o.shape)} differs from eager {tuple(r.shape)}")
         diffs.append((o.float() - r.float()).abs().max().item())
     return max(diffs)
+
+
+@contextlib.contextmanager
+def _toolchain_notices_hidden() -> Iterator[None]:
+    """Hides the exporters' notices about their own APIs (deprecations, tracer caveats), nothing else.
+
+    They speak of torch.jit and the ONNX exporter, not of the user's model, and every export is checked
+    numerically against eager PyTorch before it is kept; any other warning still shows.
+    """
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning, torch.jit.TracerWarning):
+            warnings.filterwarnings("ignore", category=category)
+        yield
 
 
 def _partial(path: Path) -> Path:
@@ -182,8 +196,7 @@ def to_onnx(
     batch_dim = torch.export.Dim("batch", min=1, max=4096)
     kwargs = {"opset_version": opset} if opset else {}
     tmp = _partial(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _toolchain_notices_hidden():
         torch.onnx.export(
             net,
             (example,),
@@ -222,17 +235,14 @@ def to_torchscript(
     path.parent.mkdir(parents=True, exist_ok=True)
     net = prepare(model, img_size=img_size, optimize=optimize, channels_last=True)
     example = _example(net, batch, img_size)
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with torch.inference_mode(False), torch.no_grad(), _toolchain_notices_hidden():
         traced = torch.jit.freeze(torch.jit.trace(net, example, check_trace=False))
     tmp = _partial(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _toolchain_notices_hidden():
         torch.jit.save(traced, str(tmp))
 
     def run(x: torch.Tensor) -> object:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit's deprecation notice; TorchScript is what was asked for
+        with torch.no_grad(), _toolchain_notices_hidden():
             return torch.jit.load(str(tmp))(x)
 
     return _check_and_keep("torchscript", model, net, run, tmp, path, batch + 1, img_size, check, tolerance)
