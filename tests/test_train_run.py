@@ -189,7 +189,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(digits10, tmp_
     assert _sha(r.checkpoint) == good
 
 
-def test_disk_full_during_training_keeps_the_previous_checkpoint(digits10, tmp_path, monkeypatch):
+def test_disk_full_during_training_keeps_the_previous_checkpoint(digits10, tmp_path, monkeypatch, capsys):
     import errno
 
     from mixnet.train import checkpoint as ckpt_mod
@@ -206,6 +206,15 @@ def test_disk_full_during_training_keeps_the_previous_checkpoint(digits10, tmp_p
     monkeypatch.setattr(ckpt_mod.torch, "save", save)
     with pytest.raises(OSError, match="out of disk space"):
         loop.train(_config(digits10, tmp_path / "run", epochs=2))
+    # The same through the command line: one line that says what happened, exit status 2, no traceback.
+    calls.clear()
+    args = ["train", "--preset", "paper", "--data", str(digits10), "--out", str(tmp_path / "cli"), "--epochs", "2"]
+    args += ["--batch-size", "16", "--workers", "0", "--threads", "1", "--model", "mixnet_s", "--width-mult", "0.25"]
+    args += ["--head-channels", "32", "--img-size", "16", "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "out of disk space" in err and "previous last.pth is intact" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
     monkeypatch.undo()
     assert torch.load(tmp_path / "run/last.pth", weights_only=True)["epoch"] == 1
     assert not [p for p in (tmp_path / "run").iterdir() if ".tmp" in p.name]
