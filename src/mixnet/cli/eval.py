@@ -89,7 +89,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     options.add_model(p)
     options.add_data(
         p,
-        "folder with val/<class>/ images, or a folder of class subfolders; when omitted, the built-in digits val split",
+        "folder with val/<class>/ images, a folder of class subfolders, or a built-in set ('digits', "
+        "'cluttered-digits'); when omitted, the built-in digits val split",
     )
     options.add_preprocess(p)
     options.add_runtime(p, batch_size=64, workers=2)

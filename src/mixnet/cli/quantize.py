@@ -69,7 +69,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     options.add_model(p)
-    options.add_data(p, "'digits' (built in) or a folder with train/ and val/; when omitted, the built-in digits")
+    options.add_data(
+        p, "'digits' or 'cluttered-digits' (built in), or a folder with train/ and val/; when omitted, the digits"
+    )
     p.add_argument("--calib-images", type=options.positive_int, default=300, help="train images to calibrate on")
     p.add_argument("--method", choices=CALIB_METHODS, default="minmax", help="calibration")
     options.add_preprocess(p)

@@ -2,6 +2,7 @@
 (:mod:`.digits`) and the train/val/eval sets built from them (:mod:`.datasets`). Needs the ``[train]`` extra.
 """
 
+from mixnet.data.cluttered import CLUTTERED, clutter, cluttered_digits
 from mixnet.data.datasets import build_datasets, build_eval_dataset, is_builtin
 from mixnet.data.digits import BUILTIN, DigitsDataset, digits_split, load_digits_arrays
 from mixnet.data.folders import VerifiedImageFolder, check_image, class_folders
@@ -10,6 +11,7 @@ from mixnet.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "BUILTIN",
+    "CLUTTERED",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "DigitsDataset",
@@ -17,6 +19,8 @@ __all__ = [
     "build_datasets",
     "build_eval_dataset",
     "check_image",
+    "clutter",
+    "cluttered_digits",
     "class_folders",
     "digits_split",
     "eval_transform",

@@ -7,14 +7,20 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from mixnet.data.cluttered import CLUTTERED, cluttered_digits
 from mixnet.data.digits import BUILTIN, _digits
 from mixnet.data.folders import VerifiedImageFolder, class_folders
 
 
 def is_builtin(data: str | Path | None) -> bool:
-    """Whether ``data`` names the built-in digits (None or ``"digits"``) rather than a folder."""
-    # Only the string names the built-in set: Path("digits") or "./digits" is a folder of that name.
-    return data is None or (isinstance(data, str) and data == BUILTIN)
+    """Whether ``data`` names a built-in set (None or ``"digits"``, or ``"cluttered-digits"``), not a folder."""
+    # Only the string names a built-in set: Path("digits") or "./digits" is a folder of that name.
+    return data is None or (isinstance(data, str) and data in (BUILTIN, CLUTTERED))
+
+
+def _builtin(data: str | None, train_tf, val_tf, val_fraction: float, seed: int) -> tuple:
+    make = cluttered_digits if data == CLUTTERED else _digits
+    return make(train_tf, val_tf, val_fraction, seed)
 
 
 def build_datasets(
@@ -48,7 +54,7 @@ def build_datasets(
             unreadable files.
     """
     if is_builtin(data):
-        return _digits(train_tf, val_tf, val_fraction, seed)
+        return _builtin(data, train_tf, val_tf, val_fraction, seed)
     root = Path(data)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {str(root)!r} does not exist (or pass {BUILTIN!r} for the built-in set)")
@@ -93,7 +99,7 @@ def build_eval_dataset(
         ValueError: class folders the model does not know, an empty class, or (strict) unreadable files.
     """
     if is_builtin(data):
-        _, val, classes = _digits(None, val_tf, val_fraction, seed)
+        _, val, classes = _builtin(data, None, val_tf, val_fraction, seed)
         if class_names is not None and list(class_names) != classes:
             raise ValueError(f"the model's classes {list(class_names)[:12]} are not the built-in digits 0..9")
         return val, classes

@@ -37,8 +37,9 @@ class TrainConfig:
     # Data
     data: str | None = _opt(
         None,
-        "ImageFolder root with train/<class>/ and val/<class>/ folders, or 'digits' "
-        "for the built-in 5,000-image MNIST subset; none: the built-in set",
+        "ImageFolder root with train/<class>/ and val/<class>/ folders, 'digits' for the built-in 5,000-image "
+        "MNIST subset, or 'cluttered-digits' for the same digits at random places on 60x60 canvases with "
+        "clutter; none: the digits",
     )
     val_fraction: float = _opt(0.1, "built-in set: the fraction held out for validation (stratified, seeded)")
     img_size: int = _opt(224, "training and evaluation resolution")

@@ -114,7 +114,7 @@ def _write_report(out, config, result, metrics, samples, preds, sizes, train_s, 
 
     final = result.final
     n_train, n_val = sizes
-    data = "the built-in digits" if is_builtin(config.data) else f"`{config.data}`"
+    data = f"the built-in {config.data or 'digits'}" if is_builtin(config.data) else f"`{config.data}`"
     k = metrics["k"]
     lines = [
         f"# mixnet demo: MixNet-S on {data}",
