@@ -10,6 +10,9 @@ import contextlib
 
 import torch
 
+# The --amp choices of every command (auto: bf16 on a CUDA GPU that has it, else full precision).
+AMP_MODES = ("auto", "none", "bf16", "fp16")
+
 _AMP_DTYPES: dict[str | None, torch.dtype | None] = {
     None: None,
     "none": None,

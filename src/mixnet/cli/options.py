@@ -16,9 +16,9 @@ from torch import nn
 
 from mixnet.io.spec import ModelSpec
 from mixnet.models.preprocess import INTERPOLATIONS, Preprocess
+from mixnet.runtime import AMP_MODES
 
 HUB = "hub"
-AMP_CHOICES = ("auto", "none", "bf16", "fp16")
 
 
 def positive_int(text: str) -> int:
@@ -90,7 +90,7 @@ def add_runtime(p: argparse.ArgumentParser, *, batch_size: int = 64, workers: in
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto (CUDA if available)")
     p.add_argument(
         "--amp",
-        choices=AMP_CHOICES,
+        choices=AMP_MODES,
         default="auto",
         help="autocast dtype: auto (bf16 on a CUDA GPU that has it, else full precision), none, bf16, fp16",
     )

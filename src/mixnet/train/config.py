@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mixnet.models.preprocess import INTERPOLATIONS
 from mixnet.models.registry import list_models
+from mixnet.runtime import AMP_MODES
 
 
 def _opt(default, help: str, **extra):  # noqa: A002 - mirrors argparse's keyword
@@ -27,7 +28,6 @@ def _opt(default, help: str, **extra):  # noqa: A002 - mirrors argparse's keywor
 
 OPTIMIZERS = ("rmsproptf", "sgd", "adamw")
 SCHEDULES = ("step", "cosine")
-AMP_MODES = ("auto", "none", "bf16", "fp16")
 
 
 @dataclass
