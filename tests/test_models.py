@@ -9,6 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import mixnet
 from mixnet.io.convert import from_timm, to_timm
 from mixnet.models.complexity import complexity
+from mixnet.models.registry import get_entry
 
 MODELS = mixnet.list_models()
 # Published parameter counts (timm and the fixed TF reference agree); the paper's table for S/M/L.
@@ -20,6 +21,8 @@ PARAMS = {
     "tf_mixnet_s": 4_134_606,
     "tf_mixnet_m": 5_014_382,
     "tf_mixnet_l": 7_329_252,
+    "mobilenet_v1": 4_231_976,  # timm mobilenetv1_100
+    "mobilenet_v2": 3_504_872,  # torchvision mobilenet_v2 = timm mobilenetv2_100
 }
 PAPER_MACS = {"mixnet_s": 256e6, "mixnet_m": 360e6, "mixnet_l": 565e6}
 
@@ -37,7 +40,7 @@ def test_param_count(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_equal_to_timm_with_converted_weights(name):
-    ref = timm.create_model(name, pretrained=False).eval()
+    ref = timm.create_model(get_entry(name).timm_model, pretrained=False).eval()
     randomize_bn(ref)
     ours = mixnet.create_model(name).eval()
     ours.load_state_dict(from_timm(ref.state_dict()))
@@ -65,7 +68,7 @@ def test_forward_backward_odd_input_size(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_features_only_matches_timm(name):
     ours = mixnet.create_model(name, features_only=True).eval()
-    ref = timm.create_model(name, features_only=True)
+    ref = timm.create_model(get_entry(name).timm_model, features_only=True)
     x = torch.randn(1, 3, 96, 96)
     feats = ours(x)
     assert [f.shape[1] for f in feats] == ref.feature_info.channels()

@@ -23,6 +23,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 import mixnet
 from mixnet.io.convert import from_timm
 from mixnet.layers import MixConv2d
+from mixnet.models.registry import get_entry
 
 MODELS = mixnet.list_models()
 FAST = ("mixnet_s", "tf_mixnet_s")
@@ -47,7 +48,7 @@ def _one_thread():
 def _pair(name: str) -> tuple[nn.Module, nn.Module]:
     """(ours, timm's) in eval mode with the same weights: timm's random init, randomised BN, converted."""
     torch.manual_seed(0)
-    ref = timm.create_model(name, pretrained=False).eval()
+    ref = timm.create_model(get_entry(name).timm_model, pretrained=False).eval()
     with torch.no_grad():
         randomize_bn(ref)
     ours = mixnet.create_model(name).eval()
@@ -90,13 +91,14 @@ def test_pretrained_cfg_matches_timm_and_names_real_modules(name):
     classifier = ours.get_submodule(cfg["classifier"])
     assert classifier is ours.get_classifier()
     assert isinstance(classifier, nn.Linear) and classifier.out_features == cfg["num_classes"] == ours.num_classes
-    assert ours.num_features == ours.head_hidden_size == ref.num_features == ref.head_hidden_size == 1536
+    assert ours.num_features == ours.head_hidden_size == ref.num_features == ref.head_hidden_size
+    assert ours.num_features == {"mobilenet_v1": 1024, "mobilenet_v2": 1280}.get(name, 1536)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_features_only_pretrained_cfg_has_no_classifier(name):
     backbone = mixnet.create_model(name, features_only=True)
-    ref = timm.create_model(name, features_only=True)
+    ref = timm.create_model(get_entry(name).timm_model, features_only=True)
     cfg = backbone.pretrained_cfg
     assert backbone.default_cfg is cfg
     assert not {"classifier", "num_classes", "global_pool"} & (set(cfg) | set(ref.pretrained_cfg))
@@ -112,7 +114,7 @@ def test_reset_classifier_and_unpooled_output(name):
     x = _x(size=(64, 64))
     with torch.no_grad():
         feats = model.forward_features(x)
-        assert feats.shape == (2, 1536, 2, 2)
+        assert feats.shape == (2, model.num_features, 2, 2)
 
         model.reset_classifier(10)
         assert isinstance(model.get_classifier(), nn.Linear) and model.get_classifier().out_features == 10
@@ -138,7 +140,7 @@ def test_reset_classifier_and_unpooled_output(name):
     unpooled = mixnet.create_model(name, num_classes=0, global_pool="").eval()
     with torch.no_grad():
         out = unpooled(x)
-        assert out.shape == (2, 1536, 2, 2) and torch.equal(out, unpooled.forward_features(x))
+        assert out.shape == (2, unpooled.num_features, 2, 2) and torch.equal(out, unpooled.forward_features(x))
     assert unpooled.num_classes == unpooled.pretrained_cfg["num_classes"] == 0
 
 
@@ -324,8 +326,10 @@ def test_forward_intermediates_with_grad_checkpointing():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_features_only_feature_info_equals_timm_and_names_the_modules(name):
+    timm_name = get_entry(name).timm_model
     refs = {
-        oi: timm.create_model(name, features_only=True, out_indices=oi).feature_info for oi in [(0, 1, 2, 3, 4), (1, 3)]
+        oi: timm.create_model(timm_name, features_only=True, out_indices=oi).feature_info
+        for oi in [(0, 1, 2, 3, 4), (1, 3)]
     }
     channels, reductions = refs[(0, 1, 2, 3, 4)].channels(), refs[(0, 1, 2, 3, 4)].reduction()
     for out_indices in [(0, 1, 2, 3, 4), (1, 3), (4,), (0, 2)]:
@@ -356,7 +360,7 @@ def test_features_only_feature_info_equals_timm_and_names_the_modules(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_features_only_maps_equal_timm(name):
     ours_cls, ref_cls = _pair(name)
-    ref = timm.create_model(name, features_only=True).eval()
+    ref = timm.create_model(get_entry(name).timm_model, features_only=True).eval()
     assert not ref.load_state_dict(ref_cls.state_dict(), strict=False).missing_keys
     ours = mixnet.create_model(name, features_only=True, out_indices=(1, 2, 4)).eval()
     assert not ours.load_state_dict(ours_cls.state_dict(), strict=False).missing_keys

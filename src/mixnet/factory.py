@@ -11,9 +11,9 @@ from pathlib import Path
 
 from torch import nn
 
-from mixnet.models.configs import MixNetConfig
+from mixnet.models.configs import KernelSpec, MixNetConfig
 from mixnet.models.mixnet import MixNet, MixNetFeatures, default_pretrained_cfg
-from mixnet.models.registry import get_entry
+from mixnet.models.registry import get_entry, resolve_config
 
 # create_model keywords that change the architecture: every MixNetConfig field except the block table.
 CONFIG_KWARGS = frozenset(f.name for f in dataclasses.fields(MixNetConfig)) - {"stages", "stem_channels"}
@@ -30,9 +30,10 @@ def create_model(
     drop_rate: float | None = None,
     drop_path_rate: float = 0.0,
     features_only: bool = False,
+    kernels: KernelSpec | str | None = None,
     **kwargs,
 ) -> nn.Module:
-    """Builds a registered MixNet, as ``timm.create_model`` does.
+    """Builds a registered MixNet (or MobileNet baseline), as ``timm.create_model`` does.
 
     Args:
         name: a name from :func:`mixnet.list_models`.
@@ -45,9 +46,13 @@ def create_model(
         drop_rate: dropout before the classifier (default: the model's, 0.2 for S, 0.25 otherwise).
         drop_path_rate: stochastic depth rate of the last block.
         features_only: return a backbone (:class:`MixNetFeatures`) giving the maps at strides 2..32.
+        kernels: give every depthwise conv this kernel (the paper's kernel study): a
+            :class:`~mixnet.models.configs.KernelSpec` or its text, e.g. ``"k7"``, ``"k3.5.7"``,
+            ``"k3.5.7.9-exp"`` (exponential split), ``"k9-dil"`` (dilated 3x3).
         **kwargs: ``global_pool`` (``avg`` or ``''``), ``out_indices`` (with ``features_only``),
             ``bn_momentum``, ``fuse_mixconv`` (see :class:`MixNet`), or an architecture override
-            (``width_mult``, ``depth_mult``, ``head_channels``, ``padding``, ``bn_eps``).
+            (``width_mult``, ``depth_mult``, ``head_channels``, ``padding``, ``bn_eps``, ``activation``,
+            ``scale_head``, ``dw_split``, ``dw_dilated``).
 
     Raises:
         ValueError: an unknown name or a bad argument value.
@@ -60,7 +65,7 @@ def create_model(
         kind = "a features_only model" if features_only else "a classifier"
         raise TypeError(f"create_model() got argument(s) {sorted(unknown)} that {kind} does not take")
     overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in CONFIG_KWARGS}
-    config = entry.config.replace(**overrides) if overrides else entry.config
+    config = resolve_config(name, kernels, **overrides)
     model: nn.Module
     if features_only:
         model = MixNetFeatures(config, in_chans=in_chans, drop_path_rate=drop_path_rate, **kwargs)
@@ -74,9 +79,9 @@ def create_model(
             **kwargs,
         )
     model.pretrained_cfg = {
-        **default_pretrained_cfg(name, model.num_classes),
+        **default_pretrained_cfg(name, model.num_classes, entry.preprocess),
         "hf_hub_id": entry.hf_hub_id,
-        "tag": entry.hf_hub_id.split(".", 1)[-1],
+        "tag": entry.hf_hub_id.split(".", 1)[-1] if entry.hf_hub_id else None,
     }
     if pretrained:
         from mixnet.io.pretrained import load_pretrained

@@ -45,7 +45,7 @@ def format_markdown(rows: list[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['params']:,} | {r['macs_m']} | {r['conv_linear_macs_m']} | "
-            f"{r['paper_macs_m'] or '-'} | {r['paper_top1'] or '-'} | {r['timm_top1']} | {r['weights']} |"
+            f"{r['paper_macs_m'] or '-'} | {r['paper_top1'] or '-'} | {r['timm_top1'] or '-'} | {r['weights'] or '-'} |"
         )
     return "\n".join(lines)
 

@@ -224,8 +224,9 @@ def optimize_for_inference(
             block.project_bn = nn.Identity()
             block.drop_path = nn.Identity()
     if not net.features_only:
-        net.head.conv = single("head.conv", net.head.conv, net.head.bn)
-        net.head.bn = nn.Identity()
+        if isinstance(net.head, nn.Sequential):  # an nn.Identity without head conv (MobileNetV1)
+            net.head.conv = single("head.conv", net.head.conv, net.head.bn)
+            net.head.bn = nn.Identity()
         net.dropout = nn.Identity()
     if channels_last:
         net = net.to(memory_format=torch.channels_last)

@@ -1,5 +1,8 @@
 """Weight conversion between timm's MixNet state dicts and ours, with explicit key maps.
 
+timm's MobileNetV1/V2 (``mobilenetv1_100``, ``mobilenetv2_100``) use the same layout and convert with
+the same rules; torchvision's ``mobilenet_v2`` has its own (:func:`from_torchvision_mobilenet_v2`).
+
 timm names a block's layers by position (``conv_pw``, ``bn1``, ...), and the meaning depends on the
 block type: in the first block (no expansion, timm's DepthwiseSeparableConv) ``conv_pw`` is the
 projection, elsewhere it is the expansion. A conv split in groups has one entry per group
@@ -133,3 +136,56 @@ def to_timm(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def is_timm_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
     """True for timm's key layout (``conv_stem``, ``blocks.*``), False for ours."""
     return "conv_stem.weight" in state_dict or any(k.startswith("blocks.") for k in state_dict)
+
+
+# torchvision mobilenet_v2: features.<i>.conv.<j> inside a block; the first block has no expansion.
+_TV_FIRST_BLOCK = {
+    "conv.0.0": "dw_conv.convs.0",
+    "conv.0.1": "dw_bn",
+    "conv.1": "project_conv.convs.0",
+    "conv.2": "project_bn",
+}
+_TV_BLOCK = {
+    "conv.0.0": "expand_conv.convs.0",
+    "conv.0.1": "expand_bn",
+    "conv.1.0": "dw_conv.convs.0",
+    "conv.1.1": "dw_bn",
+    "conv.2": "project_conv.convs.0",
+    "conv.3": "project_bn",
+}
+_TV_KEY = re.compile(r"^features\.(\d+)\.(.+)\." + _PARAM + "$")
+
+
+def from_torchvision_mobilenet_v2(
+    state_dict: Mapping[str, torch.Tensor], stage_lengths: tuple[int, ...] = (1, 2, 3, 4, 3, 3, 1)
+) -> dict[str, torch.Tensor]:
+    """Converts torchvision's ``mobilenet_v2`` state dict (any width) to ours (``mobilenet_v2``).
+
+    Args:
+        state_dict: torchvision's keys (``features.<i>...``, ``classifier.1.*``).
+        stage_lengths: blocks per stage (MobileNetV2's 17 blocks in 7 stages).
+
+    Raises:
+        KeyError: a key that no rule maps (naming it).
+    """
+    position = [(s, b) for s, n in enumerate(stage_lengths) for b in range(n)]  # features.<i + 1>
+    head = len(position) + 1
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith("classifier.1."):
+            out["classifier." + key.removeprefix("classifier.1.")] = value
+            continue
+        m = _TV_KEY.match(key)
+        if not m:
+            raise KeyError(f"no conversion rule for key {key!r}")
+        i, layer, param = int(m.group(1)), m.group(2), m.group(3)
+        if i in (0, head) and layer in ("0", "1"):
+            new = f"{'stem' if i == 0 else 'head'}.{'conv' if layer == '0' else 'bn'}"
+        elif 1 <= i < head and layer in (table := _TV_FIRST_BLOCK if i == 1 else _TV_BLOCK):
+            s, b = position[i - 1]
+            new = f"stages.{s}.{b}.{table[layer]}"
+        else:
+            raise KeyError(f"no conversion rule for key {key!r}")
+        out[f"{new}.{param}"] = value
+    _check_count(state_dict, out, "from_torchvision_mobilenet_v2")
+    return out

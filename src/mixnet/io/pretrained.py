@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mixnet.errors import HubError
 from mixnet.io.files import load_weights, read_state_dict, to_mixnet_format
 from mixnet.io.hub import download
 from mixnet.io.load import read_spec
@@ -75,6 +76,8 @@ def load_pretrained(model: nn.Module, entry: ModelEntry, pretrained: bool | str 
         HubError, MissingExtraError: hub weights that cannot be fetched.
     """
     if pretrained is True:
+        if entry.hf_hub_id is None:
+            raise HubError(f"no published weights are registered for {entry.name}; pass a model file instead")
         source = entry.hf_hub_id
         path: str | Path = download(entry)
     else:

@@ -13,12 +13,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"^(se|sw|r|k|a|p|s|e|i|o)(.*)$")
+# Longer tokens first: "pact" must not be read as "p" + "act", nor "se" as "s" + "e".
+_TOKEN = re.compile(r"^(se|sw|noskip|pact|r|k|a|p|s|e|i|o)(.*)$")
 
 
 @dataclass(frozen=True)
 class BlockArgs:
-    """One row of a MixNet table: ``repeats`` identical inverted-residual blocks.
+    """One row of a MixNet (or MobileNet) table: ``repeats`` identical inverted-residual blocks.
 
     Attributes:
         repeats: number of blocks; only the first one is strided and changes the width.
@@ -30,7 +31,11 @@ class BlockArgs:
         in_channels: input width of the first block.
         out_channels: output width.
         se_ratio: squeeze-excite width relative to the block's input width; None for no SE.
-        swish: swish activation in the block instead of ReLU.
+        swish: swish activation in the block instead of the network's base activation (``sw``).
+        project_act: activation after the projection conv's BN (``pact``; MobileNetV1's depthwise-separable
+            block, whose pointwise conv is followed by BN and ReLU6).
+        skip: identity shortcut when stride is 1 and widths match; ``noskip`` turns it off (MobileNetV1
+            has no shortcuts).
     """
 
     repeats: int
@@ -43,6 +48,8 @@ class BlockArgs:
     out_channels: int
     se_ratio: float | None = None
     swish: bool = False
+    project_act: bool = False
+    skip: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -93,13 +100,20 @@ def _groups(spec: str, token: str) -> int:
     return len(parts)
 
 
+# Tokens without a value: token -> (field, value it sets).
+_FLAGS = {"sw": ("swish", True), "pact": ("project_act", True), "noskip": ("skip", False)}
+
+
 def parse_block(text: str) -> BlockArgs:
     """Parses one TF block string (``r1_k3.5.7_a1_p1.1_s22_e6_i40_o80_se0.25_sw``).
+
+    Besides the TF tokens, ``pact`` (activated projection) and ``noskip`` (no shortcut) describe
+    MobileNetV1's depthwise-separable blocks.
 
     Raises:
         ValueError: naming the unknown, missing or malformed token.
     """
-    fields: dict[str, object] = {"expand_groups": 1, "project_groups": 1, "se_ratio": None, "swish": False}
+    fields: dict[str, object] = {"expand_groups": 1, "project_groups": 1, "se_ratio": None}
     seen = set()
     for token in text.strip().split("_"):
         m = _TOKEN.match(token)
@@ -109,10 +123,10 @@ def parse_block(text: str) -> BlockArgs:
         if key in seen:
             raise ValueError(f"token {key!r} appears twice in block string {text!r}")
         seen.add(key)
-        if key == "sw":
+        if key in _FLAGS:
             if value:
                 raise ValueError(f"unknown token {token!r} in block string {text!r}")
-            fields["swish"] = True
+            fields[_FLAGS[key][0]] = _FLAGS[key][1]
         elif key == "k":
             fields["kernel_sizes"] = tuple(int(_number(v, token)) for v in value.split("."))
         elif key == "a":
@@ -151,8 +165,7 @@ def format_block(b: BlockArgs) -> str:
     ]
     if b.se_ratio is not None:
         parts.append(f"se{_fmt(b.se_ratio)}")
-    if b.swish:
-        parts.append("sw")
+    parts.extend(token for token, (name, value) in _FLAGS.items() if getattr(b, name) == value)
     return "_".join(parts)
 
 
@@ -221,3 +234,9 @@ def scale_stages(stages: Stages, width_mult: float = 1.0, depth_mult: float = 1.
             )
         )
     return tuple(out)
+
+
+def with_kernels(stages: Stages, kernel_sizes: Sequence[int]) -> Stages:
+    """The same stages with every depthwise conv given ``kernel_sizes`` (one size, or MixConv groups)."""
+    kernels = tuple(int(k) for k in kernel_sizes)
+    return tuple(tuple(dataclasses.replace(b, kernel_sizes=kernels) for b in stage) for stage in stages)

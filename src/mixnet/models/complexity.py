@@ -4,7 +4,7 @@ No model is built, so this is cheap enough for architecture search. What is coun
 
 - ``conv`` / ``linear``: one MAC per weight per output position (biases not counted);
 - ``bn``: one MAC per output element (a scale and shift, as folded into the conv at inference);
-- ``act``: one op per element for ReLU, swish and the SE sigmoid;
+- ``act``: one op per element for ReLU (ReLU6), swish and the SE sigmoid;
 - ``other``: global average pools (one add per input element), the SE gate multiply and the
   residual adds (one per element).
 
@@ -23,8 +23,8 @@ from torch import nn
 
 from mixnet.layers.mixconv import split_channels
 from mixnet.models.arch import expand_rows
-from mixnet.models.configs import MixNetConfig
-from mixnet.models.registry import get_entry
+from mixnet.models.configs import KernelSpec, MixNetConfig
+from mixnet.models.registry import resolve_config
 
 
 @dataclass
@@ -86,8 +86,9 @@ def config_complexity(
                 c._conv(split_channels(b.in_channels, g), split_channels(mid, g), [1] * g, hw_in, depthwise=False)
                 c._bn_act(mid, hw_in)
             h, w = math.ceil(h / b.stride), math.ceil(w / b.stride)
-            splits = split_channels(mid, len(b.kernel_sizes))
-            c._conv(splits, splits, list(b.kernel_sizes), h * w, depthwise=True)
+            splits = split_channels(mid, len(b.kernel_sizes), config.dw_split)
+            kernels = [3 if config.dw_dilated and k > 3 else k for k in b.kernel_sizes]  # dilated: 3x3 weights
+            c._conv(splits, splits, kernels, h * w, depthwise=True)
             c._bn_act(mid, h * w)
             if b.se_ratio:
                 c.by_kind["other"] += mid * h * w  # pool
@@ -98,29 +99,42 @@ def config_complexity(
                 c.by_kind["other"] += mid * h * w  # gate
             g = b.project_groups
             c._conv(split_channels(mid, g), split_channels(b.out_channels, g), [1] * g, h * w, depthwise=False)
-            c._bn_act(b.out_channels, h * w, act=False)
-            if b.stride == 1 and b.in_channels == b.out_channels:
+            c._bn_act(b.out_channels, h * w, act=b.project_act)
+            if b.skip and b.stride == 1 and b.in_channels == b.out_channels:
                 c.by_kind["other"] += b.out_channels * h * w
     if features_only:
         return c
     last = config.scaled_stages()[-1][-1].out_channels
-    c._conv([last], [config.head_channels], [1], h * w, depthwise=False)
-    c._bn_act(config.head_channels, h * w)
-    c.by_kind["other"] += config.head_channels * h * w  # global pool
+    head = config.scaled_head_channels
+    if head:
+        c._conv([last], [head], [1], h * w, depthwise=False)
+        c._bn_act(head, h * w)
+    features = config.num_features
+    c.by_kind["other"] += features * h * w  # global pool
     if num_classes:
-        c.params += config.head_channels * num_classes + num_classes
-        c.by_kind["linear"] += config.head_channels * num_classes
+        c.params += features * num_classes + num_classes
+        c.by_kind["linear"] += features * num_classes
     return c
 
 
-def complexity(name_or_model: str | nn.Module, img_size: int | tuple[int, int] = 224) -> Complexity:
+def complexity(
+    name_or_model: str | nn.Module,
+    img_size: int | tuple[int, int] = 224,
+    *,
+    kernels: KernelSpec | str | None = None,
+    **overrides,
+) -> Complexity:
     """Params and MACs of a registered model name or a built MixNet, without running it.
 
-    For a name the default head (1000 classes, 3 input channels) is assumed; for a model its own
-    class count, input channels and ``features_only`` are used.
+    For a name the default head (1000 classes, 3 input channels) is assumed, and ``kernels`` (a kernel
+    spec such as ``"k3.5.7-exp"``) and architecture ``overrides`` (``width_mult=0.5``) are applied as
+    ``create_model`` applies them; for a model its own class count, input channels and
+    ``features_only`` are used.
     """
     if isinstance(name_or_model, str):
-        return config_complexity(get_entry(name_or_model).config, img_size)
+        return config_complexity(resolve_config(name_or_model, kernels, **overrides), img_size)
+    if kernels is not None or overrides:
+        raise TypeError("kernels and architecture overrides apply to a model name, not to a built model")
     m = name_or_model
     if not hasattr(m, "config"):
         raise TypeError(f"complexity() needs a model name or a MixNet, got {type(m).__name__}")

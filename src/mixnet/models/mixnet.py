@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mixnet.layers import DropPath, MixConv2d, SqueezeExcite, create_conv2d
+from mixnet.layers.mixconv import Split
 from mixnet.layers.padding import Padding
 from mixnet.models.arch import BlockArgs, expand_rows
 from mixnet.models.configs import MixNetConfig
@@ -34,8 +35,10 @@ CLASSIFIER_CFG_KEYS = ("num_classes", "classifier", "global_pool")
 class MixBlock(nn.Module):
     """Inverted residual with MixConv: expand 1x1 -> MixConv -> SE -> project 1x1 (+ identity).
 
-    The first MixNet block (expand ratio 1) has no expansion conv. Activations: ReLU, or swish for
-    ``sw`` rows; the projection is linear. The skip is used when stride is 1 and widths match.
+    The first MixNet block (expand ratio 1) has no expansion conv. Activations: the network's base
+    activation (ReLU, or ReLU6 for the MobileNets), or swish for ``sw`` rows; the projection is linear
+    unless the row says ``pact`` (MobileNetV1). The skip is used when stride is 1 and widths match,
+    unless the row says ``noskip``.
     """
 
     def __init__(
@@ -47,10 +50,13 @@ class MixBlock(nn.Module):
         bn_momentum: float = 0.1,
         drop_path_rate: float = 0.0,
         fuse_mixconv: bool = False,
+        activation: str = "relu",
+        dw_split: Split = "equal",
+        dw_dilated: bool = False,
     ) -> None:
         super().__init__()
         mid = args.mid_channels
-        act = nn.SiLU if args.swish else nn.ReLU
+        act = nn.SiLU if args.swish else activation_layer(activation)
 
         def bn(c: int) -> nn.BatchNorm2d:
             return nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
@@ -63,14 +69,22 @@ class MixBlock(nn.Module):
         else:  # identities keep forward() free of attribute checks (TorchScript, torch.fx)
             self.expand_conv, self.expand_bn, self.expand_act = nn.Identity(), nn.Identity(), nn.Identity()
         self.dw_conv = MixConv2d(
-            mid, mid, list(args.kernel_sizes), stride=args.stride, padding=padding, fused=fuse_mixconv
+            mid,
+            mid,
+            list(args.kernel_sizes),
+            stride=args.stride,
+            padding=padding,
+            split=dw_split,
+            dilated=dw_dilated,
+            fused=fuse_mixconv and not dw_dilated,  # dilated groups cannot share one kernel
         )
         self.dw_bn = bn(mid)
         self.dw_act = act()
         self.se = SqueezeExcite(mid, args.se_channels, act) if args.se_ratio else nn.Identity()
         self.project_conv = MixConv2d(mid, args.out_channels, [1] * args.project_groups, depthwise=False)
         self.project_bn = bn(args.out_channels)
-        self.has_skip = args.stride == 1 and args.in_channels == args.out_channels
+        self.project_act = act() if args.project_act else nn.Identity()
+        self.has_skip = args.skip and args.stride == 1 and args.in_channels == args.out_channels
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +93,7 @@ class MixBlock(nn.Module):
         x = self.expand_act(self.expand_bn(self.expand_conv(x)))
         x = self.dw_act(self.dw_bn(self.dw_conv(x)))
         x = self.se(x)
-        x = self.project_bn(self.project_conv(x))
+        x = self.project_act(self.project_bn(self.project_conv(x)))
         if self.has_skip:
             x = self.drop_path(x) + shortcut
         return x
@@ -110,15 +124,27 @@ def _entry(stage: int, block: int, channels: int, reduction: int, stages: list[l
     return {"num_chs": channels, "reduction": reduction, "module": module, "stage": stage, "block": block}
 
 
-def conv_bn_relu(
-    c_in: int, c_out: int, k: int, stride: int, padding: Padding, bn_eps: float, bn_momentum: float
+def activation_layer(name: str) -> type[nn.Module]:
+    """The module class of a config's base activation (``relu`` or ``relu6``)."""
+    return {"relu": nn.ReLU, "relu6": nn.ReLU6}[name]
+
+
+def conv_bn_act(
+    c_in: int,
+    c_out: int,
+    k: int,
+    stride: int,
+    padding: Padding,
+    bn_eps: float,
+    bn_momentum: float,
+    activation: str = "relu",
 ) -> nn.Sequential:
-    """The stem and head layer: conv -> BN -> ReLU, as ``conv``, ``bn``, ``act``."""
+    """The stem and head layer: conv -> BN -> activation, as ``conv``, ``bn``, ``act``."""
     return nn.Sequential(
         OrderedDict(
             conv=create_conv2d(c_in, c_out, k, stride=stride, padding=padding),
             bn=nn.BatchNorm2d(c_out, eps=bn_eps, momentum=bn_momentum),
-            act=nn.ReLU(),
+            act=activation_layer(activation)(),
         )
     )
 
@@ -220,8 +246,8 @@ class MixNetTrunk(nn.Module):
         self.in_chans = in_chans
         self.bn_momentum = bn_momentum
         self.grad_checkpointing = False
-        self.stem = conv_bn_relu(
-            in_chans, config.scaled_stem_channels, 3, 2, config.padding, config.bn_eps, bn_momentum
+        self.stem = conv_bn_act(
+            in_chans, config.scaled_stem_channels, 3, 2, config.padding, config.bn_eps, bn_momentum, config.activation
         )
         stages = config.scaled_stages()
         total = sum(b.repeats for s in stages for b in s)
@@ -233,7 +259,14 @@ class MixNetTrunk(nn.Module):
                 if last_block is not None and (s, b) > last_block:
                     break  # a backbone builds only the blocks its feature maps need
                 rate = drop_path_rate * built / total
-                kw = dict(padding=config.padding, bn_eps=config.bn_eps, bn_momentum=bn_momentum)
+                kw = dict(
+                    padding=config.padding,
+                    bn_eps=config.bn_eps,
+                    bn_momentum=bn_momentum,
+                    activation=config.activation,
+                    dw_split=config.dw_split,
+                    dw_dilated=config.dw_dilated,
+                )
                 blocks.append(MixBlock(args, drop_path_rate=rate, fuse_mixconv=fuse_mixconv, **kw))
                 built += 1
             if len(blocks):
@@ -314,7 +347,8 @@ class MixNet(MixNetTrunk):
             kernels at every call (same outputs and gradients, same state dict; often faster).
 
     Attributes:
-        num_features: channels of :meth:`forward_features` (the head conv's width, 1536).
+        num_features: channels of :meth:`forward_features` (the head conv's width, 1536 for MixNet; the
+            last block's width for a model without head conv).
         head_hidden_size: width of the pooled features the classifier sees (= ``num_features``).
         stage_ends: for each :attr:`feature_info` map, its ``forward_intermediates(extra_blocks=True)`` index
             (timm's ``stage_ends``: 0 is the stem, i the output of stage i - 1).
@@ -348,8 +382,19 @@ class MixNet(MixNetTrunk):
         self.feature_positions = [starts[e["stage"]] + e["block"] + 1 for e in entries]
         self.stage_positions = starts
         last = config.scaled_stages()[-1][-1].out_channels
-        self.head = conv_bn_relu(last, config.head_channels, 1, 1, config.padding, config.bn_eps, bn_momentum)
-        self.num_features = self.head_hidden_size = config.head_channels
+        self.head: nn.Module = nn.Identity()  # no head conv (MobileNetV1): the last block's output is pooled
+        if config.scaled_head_channels:
+            self.head = conv_bn_act(
+                last,
+                config.scaled_head_channels,
+                1,
+                1,
+                config.padding,
+                config.bn_eps,
+                bn_momentum,
+                config.activation,
+            )
+        self.num_features = self.head_hidden_size = config.num_features
         self.pool: nn.Module = nn.Identity()
         self.dropout = nn.Dropout(self.drop_rate)
         self.num_classes = num_classes

@@ -6,9 +6,11 @@ weights it can load, so ``create_model``, ``mixnet info`` and the tests read one
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from mixnet.models.configs import CONFIGS, MixNetConfig
+from mixnet.models.configs import CONFIGS, KernelSpec, MixNetConfig
+from mixnet.models.preprocess import Preprocess
 
 
 @dataclass(frozen=True)
@@ -18,18 +20,28 @@ class ModelEntry:
     Attributes:
         name: registry name (timm's name for the same network).
         config: the architecture.
-        hf_hub_id: timm's ImageNet weights on the Hugging Face hub.
+        hf_hub_id: timm's ImageNet weights on the Hugging Face hub (None: no weights offered).
         timm_top1: ImageNet top-1 of those weights as timm reports it.
-        paper_top1: the paper's ImageNet top-1 (None where the paper has no such model).
+        paper_top1: the paper's ImageNet top-1 (None where the paper has no such model; for the
+            MobileNet baselines, the 3x3 point of the paper's Figures 1 and 4, read off the plot).
         paper_macs: the paper's multiply-adds at 224px, in millions.
+        timm_name: timm's name of the same network when it differs (``mobilenetv2_100``).
+        preprocess: eval preprocessing of the hub weights when it is not the ImageNet default.
     """
 
     name: str
     config: MixNetConfig
-    hf_hub_id: str
-    timm_top1: float
+    hf_hub_id: str | None = None
+    timm_top1: float | None = None
     paper_top1: float | None = None
     paper_macs: int | None = None
+    timm_name: str | None = None
+    preprocess: Preprocess | None = None
+
+    @property
+    def timm_model(self) -> str:
+        """The name ``timm.create_model`` knows this network by."""
+        return self.timm_name or self.name
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -53,10 +65,43 @@ for _name, _hub, _timm, _paper, _macs in [
 ]:
     register(ModelEntry(_name, CONFIGS[_name], _hub, _timm, _paper, _macs))
 
+# The paper's baselines (section 4): built from the same block data, their kernels set by a KernelSpec.
+register(
+    ModelEntry(
+        "mobilenet_v1",
+        CONFIGS["mobilenet_v1"],
+        "timm/mobilenetv1_100.ra4_e3600_r224_in1k",
+        None,
+        71.1,
+        575,
+        "mobilenetv1_100",
+        Preprocess(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    )
+)
+register(
+    ModelEntry(
+        "mobilenet_v2", CONFIGS["mobilenet_v2"], "timm/mobilenetv2_100.ra_in1k", None, 72.9, 300, "mobilenetv2_100"
+    )
+)
+
 
 def list_models() -> list[str]:
     """Names of every registered model, sorted."""
     return sorted(_REGISTRY)
+
+
+def resolve_config(name: str, kernels: KernelSpec | str | None = None, **overrides) -> MixNetConfig:
+    """The architecture of registered model ``name`` with field ``overrides`` and a depthwise kernel spec.
+
+    Raises:
+        ValueError: an unknown name, field or kernel spec.
+    """
+    config = get_entry(name).config
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(MixNetConfig)}
+    if unknown:
+        raise ValueError(f"unknown architecture field(s): {', '.join(sorted(unknown))}")
+    config = config.replace(**overrides) if overrides else config
+    return config.with_kernels(kernels) if kernels is not None else config
 
 
 def get_entry(name: str) -> ModelEntry:
