@@ -24,11 +24,24 @@ RANK = {
     "eval": 5,
     "train": 6,
     "bench": 7,
-    "cli": 8,
-    "__init__": 9,
+    "study": 8,
+    "cli": 9,
+    "__init__": 10,
 }
 # What a core install must never import.
-HEAVY = ["matplotlib", "sklearn", "mlxtend", "tqdm", "onnx", "onnxruntime", "onnxscript", "timm", "torchvision", "PIL"]
+HEAVY = [
+    "matplotlib",
+    "sklearn",
+    "mlxtend",
+    "tqdm",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "timm",
+    "torchvision",
+    "PIL",
+    "yaml",
+]
 
 
 def _modules() -> dict[str, Path]:

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 # Subcommand modules, in the order ``mixnet --help`` lists them.
-COMMANDS = ["info", "train", "demo", "eval", "predict", "bench", "export", "quantize"]
+COMMANDS = ["info", "train", "demo", "study", "eval", "predict", "bench", "export", "quantize"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +84,7 @@ def plain_warnings() -> Iterator[None]:
 
 # Optional dependencies and the pip extra that installs each.
 EXTRA_OF = {
-    **dict.fromkeys(["torchvision", "PIL", "tqdm", "matplotlib", "sklearn", "mlxtend"], "train"),
+    **dict.fromkeys(["torchvision", "PIL", "tqdm", "matplotlib", "sklearn", "mlxtend", "yaml", "tomli"], "train"),
     **dict.fromkeys(["onnx", "onnxruntime", "onnxscript"], "export"),
     "timm": "bench",
     "huggingface_hub": "hub",

@@ -1,4 +1,8 @@
-"""``mixnet info``: every registered model with params, MACs and published accuracy."""
+"""``mixnet info``: every registered model with params, MACs and published accuracy, and kernel variants.
+
+``--kernels`` lists the paper's kernel-study variants instead: each chosen model with every depthwise
+conv set to each kernel spec (``mixnet info --model mobilenet_v1 mobilenet_v2 --kernels k3 k7 k3.5.7``).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import argparse
 import json
 
 from mixnet.models.complexity import complexity
+from mixnet.models.configs import KernelSpec
 from mixnet.models.registry import get_entry, list_models
 
 
-def model_table(img_size: int = 224) -> list[dict]:
+def model_table(img_size: int = 224, models: list[str] | None = None) -> list[dict]:
     """One row per registered model: params, MACs (full and conv+linear), paper and timm top-1."""
     rows = []
-    for name in list_models():
+    for name in models or list_models():
         entry, c = get_entry(name), complexity(name, img_size)
         rows.append(
             {
@@ -27,6 +32,39 @@ def model_table(img_size: int = 224) -> list[dict]:
             }
         )
     return rows
+
+
+def variant_table(
+    models: list[str], kernels: list[str], img_size: int = 224, width_mult: float | None = None
+) -> list[dict]:
+    """One row per (model, kernel spec): params and MACs, as the kernel study varies them."""
+    overrides = {} if width_mult is None else {"width_mult": width_mult}
+    rows = []
+    for name in models:
+        for spec in kernels:
+            c = complexity(name, img_size, kernels=spec, **overrides)
+            rows.append(
+                {
+                    "model": name,
+                    "kernels": str(KernelSpec.parse(spec)),
+                    "width_mult": width_mult or get_entry(name).config.width_mult,
+                    "params": c.params,
+                    "macs_m": round(c.macs / 1e6, 1),
+                    "conv_linear_macs_m": round(c.conv_linear_macs / 1e6, 1),
+                }
+            )
+    return rows
+
+
+def format_variants(rows: list[dict]) -> str:
+    """The variant table as markdown."""
+    lines = ["| model | kernels | width | params | MACs (M) | conv+linear MACs (M) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['kernels']} | {r['width_mult']} | {r['params']:,} | {r['macs_m']} | "
+            f"{r['conv_linear_macs_m']} |"
+        )
+    return "\n".join(lines)
 
 
 def format_markdown(rows: list[dict]) -> str:
@@ -52,7 +90,14 @@ def format_markdown(rows: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Prints the table."""
-    rows = model_table(args.img_size)
+    if args.kernels:
+        models = args.model or ["mobilenet_v1", "mobilenet_v2"]
+        rows = variant_table(models, args.kernels, args.img_size, args.width_mult)
+        print(json.dumps(rows, indent=2) if args.json else format_variants(rows))
+        return 0
+    if args.width_mult is not None:
+        raise ValueError("--width-mult applies to the kernel variants (--kernels)")
+    rows = model_table(args.img_size, args.model)
     print(json.dumps(rows, indent=2) if args.json else format_markdown(rows))
     return 0
 
@@ -66,4 +111,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--img-size", type=int, default=224, help="input resolution for the MAC count")
     p.add_argument("--json", action="store_true", help="print JSON instead of a markdown table")
+    p.add_argument(
+        "--model", nargs="+", metavar="NAME", help="only these models (default: all; with --kernels: the MobileNets)"
+    )
+    p.add_argument(
+        "--kernels",
+        nargs="+",
+        metavar="SPEC",
+        help="list kernel-study variants: every depthwise conv set to each spec (k7, k3.5.7, k3.5.7-exp, k9-dil)",
+    )
+    p.add_argument("--width-mult", type=float, help="width multiplier of the kernel variants (default: the model's)")
     p.set_defaults(func=run)

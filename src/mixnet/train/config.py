@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mixnet.models.configs import KernelSpec
 from mixnet.models.preprocess import INTERPOLATIONS
 from mixnet.models.registry import list_models
 from mixnet.runtime import AMP_MODES
@@ -64,6 +65,12 @@ class TrainConfig:
     model: str = _opt("mixnet_s", f"architecture: {', '.join(list_models())}")
     width_mult: float | None = _opt(None, "override the model's width multiplier (smaller, faster nets)")
     head_channels: int | None = _opt(None, "override the head width (1536 in the paper)")
+    kernels: str | None = _opt(
+        None,
+        "give every depthwise conv this kernel (the paper's kernel study): k7 (one size), k3.5.7 (MixConv "
+        "groups), -exp for the exponential channel split, -dil for dilated 3x3s (k3.5.7.9-exp, k9-dil); "
+        "none: the model's own",
+    )
     weights: str | None = _opt(
         None,
         "initial weights: a model file (mixnet .safetensors/.pth, timm file), or 'hub' for timm's ImageNet weights "
@@ -185,6 +192,11 @@ class TrainConfig:
         need(self.drop_rate is None or 0 <= self.drop_rate < 1, f"drop_rate must be in [0, 1), got {self.drop_rate}")
         need(self.width_mult is None or self.width_mult > 0, f"width_mult must be > 0, got {self.width_mult}")
         need(self.head_channels is None or self.head_channels >= 1, "head_channels must be >= 1")
+        if self.kernels is not None:
+            try:
+                KernelSpec.parse(self.kernels)
+            except ValueError as e:
+                need(False, f"kernels: {e}")
         need(0 < self.bn_momentum <= 1 and self.bn_eps > 0, "bn_momentum must be in (0, 1] and bn_eps > 0")
         need(self.preset in PRESETS, f"preset {self.preset!r} is not one of {', '.join(PRESETS)}")
 

@@ -110,6 +110,7 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
         drop_path_rate=config.drop_path_rate,
         bn_momentum=config.bn_momentum,
         bn_eps=config.bn_eps,
+        kernels=config.kernels,
         **overrides,
     )
     if config.head_init_scale != 1.0 and not config.weights and isinstance(model.classifier, torch.nn.Linear):

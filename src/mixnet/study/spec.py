@@ -1,0 +1,302 @@
+"""Study files: which baselines, kernel variants, data, recipe, seeds and image size a kernel study runs.
+
+A study is a small TOML (or YAML) file; every key is checked before anything trains, so a typo, an
+unknown model, a malformed kernel spec or a missing data folder is an error naming it. The built-in
+studies (``mixnet study list``) are such files shipped with the package.
+
+Example::
+
+    name = "my-study"
+    models = ["mobilenet_v2"]          # registered baselines (one curve family each)
+    width_mult = 0.5                   # optional architecture override, for every model
+    variants = ["k3", "k5", "k7", "k3.5", "k3.5.7"]   # kernel specs (see KernelSpec)
+    seeds = [0, 1, 2]
+    data = "/data/my-imagefolder"      # ImageFolder root, or digits / cluttered-digits
+    img_size = 128
+    preset = "short"                   # training recipe the [train] options start from
+    paper = ["fig4_v2"]                # the paper's curves to draw beside ours
+
+    [train]                            # any `mixnet train` option (TrainConfig field)
+    epochs = 30
+
+    [latency]                          # the inference timing of every variant
+    batch_size = 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from mixnet.errors import MixnetError, require
+from mixnet.models.complexity import config_complexity
+from mixnet.models.configs import KernelSpec
+from mixnet.models.registry import list_models, resolve_config
+from mixnet.study.paper import PAPER_CURVES
+from mixnet.train.config import PRESETS, TrainConfig
+
+BUILTIN_DIR = "builtin"
+BUILTIN_DATA = ("digits", "cluttered-digits")
+# Study-level keys that set training options themselves; [train] must not repeat them.
+_OWN_TRAIN_KEYS = {"model", "data", "img_size", "seed", "kernels", "width_mult", "out", "resume", "preset"}
+
+
+class StudyError(MixnetError, ValueError):
+    """A study file that cannot run: names the file and the bad key or value."""
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How each variant's inference latency is measured (the ``[latency]`` table).
+
+    Attributes:
+        batch_size: images per forward pass.
+        threads: CPU threads (1: robust on shared machines).
+        rounds: interleaved timing rounds (medians are reported).
+        device: ``cpu`` or ``cuda``.
+    """
+
+    batch_size: int = 1
+    threads: int = 1
+    rounds: int = 15
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained point of a study: a baseline with one kernel spec, at one seed.
+
+    Attributes:
+        model: registered baseline.
+        kernels: the depthwise kernel spec (text form).
+        seed: training seed.
+    """
+
+    model: str
+    kernels: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """The architecture's id, shared by its seeds: ``mobilenet_v2-k3.5.7``."""
+        return f"{self.model}-{self.kernels}"
+
+    @property
+    def run_id(self) -> str:
+        """The run's id and folder name: ``mobilenet_v2-k3.5.7-s0``."""
+        return f"{self.key}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed, validated study file.
+
+    Attributes:
+        name: the study's name.
+        description: one line on what it reproduces.
+        models: registered baselines.
+        variants: kernel specs (canonical text form), in file order.
+        seeds: training seeds.
+        data: ImageFolder root or a built-in data set name.
+        img_size: training and evaluation resolution.
+        preset: the training recipe the ``train`` options are applied to.
+        train: overrides of the recipe (TrainConfig fields).
+        width_mult: width multiplier of every model (None: the model's own).
+        paper: names of the paper's reference curves to plot (:data:`mixnet.study.paper.PAPER_CURVES`).
+        latency: latency measurement settings.
+        source: the file it was read from (or ``builtin:<name>``).
+    """
+
+    name: str
+    models: tuple[str, ...]
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    data: str
+    img_size: int
+    preset: str = "short"
+    train: dict = field(default_factory=dict)
+    width_mult: float | None = None
+    paper: tuple[str, ...] = ()
+    latency: LatencySettings = LatencySettings()
+    description: str = ""
+    source: str = ""
+
+    def runs(self) -> list[Variant]:
+        """Every (model, kernels, seed) run, seed-major: all variants of seed 0 first, so a partial study
+        already covers every variant once."""
+        return [Variant(m, k, s) for s in self.seeds for m in self.models for k in self.variants]
+
+    def architectures(self) -> list[Variant]:
+        """One entry per (model, kernels), seed 0 as a placeholder."""
+        return [Variant(m, k, self.seeds[0]) for m in self.models for k in self.variants]
+
+    def arch_overrides(self) -> dict:
+        """Architecture overrides shared by every model: the width multiplier, and a head width from ``train``."""
+        out = {} if self.width_mult is None else {"width_mult": self.width_mult}
+        if self.train.get("head_channels") is not None:
+            out["head_channels"] = self.train["head_channels"]
+        return out
+
+    def train_config(self, variant: Variant, out: str | Path, **extra) -> TrainConfig:
+        """The training configuration of one run."""
+        options = dict(self.train)
+        options.update(
+            model=variant.model,
+            kernels=variant.kernels,
+            seed=variant.seed,
+            data=self.data,
+            img_size=self.img_size,
+            out=str(out),
+            width_mult=self.width_mult,
+        )
+        options.update(extra)
+        return TrainConfig.from_preset(self.preset, **options)
+
+
+_KEYS = {f.name for f in dataclasses.fields(Study)} - {"source"}
+
+
+def builtin_studies() -> list[str]:
+    """Names of the built-in studies."""
+    folder = resources.files("mixnet.study") / BUILTIN_DIR
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def builtin_text(name: str) -> str:
+    """The TOML text of a built-in study."""
+    if name not in builtin_studies():
+        raise StudyError(f"unknown built-in study {name!r}; built-in studies: {', '.join(builtin_studies())}")
+    return (resources.files("mixnet.study") / BUILTIN_DIR / f"{name}.toml").read_text()
+
+
+def _parse_toml(text: str, source: str) -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        tomllib = require("tomli", "train", "reading TOML study files on Python 3.10")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{source}: not valid TOML: {e}") from None
+
+
+def _parse_yaml(text: str, source: str) -> dict:
+    yaml = require("yaml", "train", "reading YAML study files")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise StudyError(f"{source}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{source}: a study file must be a mapping of keys to values")
+    return data
+
+
+def load_study(name_or_path: str | Path, overrides: dict | None = None, *, check_data: bool = True) -> Study:
+    """Reads and validates a study: a built-in name (``small``) or a .toml/.yaml/.yml file.
+
+    Args:
+        name_or_path: built-in study name or study file.
+        overrides: top-level keys replacing the file's (``data``, ``seeds``); a ``train`` table is merged
+            into the file's.
+        check_data: require the data folder to exist (off to inspect a study on another machine).
+
+    Raises:
+        StudyError: an unreadable file, an unknown key, model, kernel spec, training option or data path
+            (named), or a bad value.
+    """
+    text_name = str(name_or_path)
+    path = Path(text_name)
+    if path.suffix.lower() in (".toml", ".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise StudyError(f"cannot read study file {text_name}: {e.strerror or e}") from None
+        source = text_name
+        raw = _parse_yaml(text, source) if path.suffix.lower() in (".yaml", ".yml") else _parse_toml(text, source)
+    else:
+        source = f"builtin:{text_name}"
+        raw = _parse_toml(builtin_text(text_name), source)
+    overrides = dict(overrides or {})
+    if "train" in overrides:
+        overrides["train"] = {**raw.get("train", {}), **overrides["train"]}
+    return study_from_dict({**raw, **overrides}, source, check_data=check_data)
+
+
+def _need(ok: bool, source: str, msg: str) -> None:
+    if not ok:
+        raise StudyError(f"{source}: {msg}")
+
+
+def study_from_dict(raw: dict, source: str = "study", *, check_data: bool = True) -> Study:
+    """Builds and validates a :class:`Study` from the parsed file contents (``check_data``: the data must exist)."""
+    unknown = set(raw) - _KEYS
+    _need(not unknown, source, f"unknown key(s) {', '.join(sorted(unknown))}; known keys: {', '.join(sorted(_KEYS))}")
+    missing = {"name", "models", "variants", "seeds", "data", "img_size"} - set(raw)
+    _need(not missing, source, f"missing key(s) {', '.join(sorted(missing))}")
+    d = dict(raw)
+    for key in ("models", "variants", "seeds", "paper"):
+        if key in d:
+            value = d[key]
+            ok = isinstance(value, list | tuple) and (len(value) > 0 or key == "paper")
+            _need(ok, source, f"{key} must be a {'' if key == 'paper' else 'non-empty '}list, got {value!r}")
+            d[key] = tuple(value)
+    latency = d.get("latency", {})
+    _need(isinstance(latency, dict), source, "latency must be a table of settings")
+    known_latency = {f.name for f in dataclasses.fields(LatencySettings)}
+    unknown_latency = set(latency) - known_latency
+    _need(
+        not unknown_latency,
+        source,
+        f"unknown latency setting(s) {', '.join(sorted(unknown_latency))}; known: {', '.join(sorted(known_latency))}",
+    )
+    d["latency"] = LatencySettings(**latency)
+    _need(isinstance(d.get("train", {}), dict), source, "train must be a table of training options")
+    study = Study(source=source, **d)
+    validate(study, check_data=check_data)
+    return study
+
+
+def validate(study: Study, *, check_data: bool = True) -> None:
+    """Checks everything that can be checked before training (see :func:`load_study`)."""
+    src = study.source or study.name
+    _need(isinstance(study.name, str) and bool(study.name), src, "name must be a non-empty string")
+    known = list_models()
+    for m in study.models:
+        _need(m in known, src, f"unknown model {m!r}; known models: {', '.join(known)}")
+    canonical = []
+    for v in study.variants:
+        try:
+            canonical.append(str(KernelSpec.parse(str(v))))
+        except ValueError as e:
+            raise StudyError(f"{src}: variant {v!r}: {e}") from None
+    _need(len(set(canonical)) == len(canonical), src, f"variants repeat a kernel spec: {list(study.variants)}")
+    object.__setattr__(study, "variants", tuple(canonical))
+    _need(all(isinstance(s, int) for s in study.seeds), src, f"seeds must be integers, got {list(study.seeds)}")
+    _need(len(set(study.seeds)) == len(study.seeds), src, f"seeds repeat: {list(study.seeds)}")
+    _need(isinstance(study.img_size, int) and study.img_size >= 8, src, "img_size must be an integer >= 8")
+    _need(study.preset in PRESETS, src, f"unknown preset {study.preset!r}; presets: {', '.join(PRESETS)}")
+    for name in study.paper:
+        _need(name in PAPER_CURVES, src, f"unknown paper curve {name!r}; known: {', '.join(PAPER_CURVES)}")
+    lat = study.latency
+    _need(lat.batch_size >= 1 and lat.threads >= 1 and lat.rounds >= 1, src, "latency values must be >= 1")
+    _need(lat.device in ("cpu", "cuda"), src, f"latency device must be cpu or cuda, got {lat.device!r}")
+    repeated = _OWN_TRAIN_KEYS & set(study.train)
+    _need(not repeated, src, f"[train] must not set {', '.join(sorted(repeated))}: they are study keys")
+    _need(isinstance(study.data, str), src, f"data must be a string, got {study.data!r}")
+    if check_data:
+        _need(bool(study.data), src, "the study names no data: pass --data (an ImageFolder root such as ImageNet)")
+        _need(
+            study.data in BUILTIN_DATA or Path(study.data).is_dir(),
+            src,
+            f"data {study.data!r} is neither a folder nor a built-in data set ({', '.join(BUILTIN_DATA)})",
+        )
+    for variant in study.architectures():
+        try:
+            study.train_config(variant, "unused")
+            config = resolve_config(variant.model, variant.kernels, **study.arch_overrides())
+            config_complexity(config, study.img_size)  # splits every depthwise conv: too few channels fail here
+        except ValueError as e:
+            raise StudyError(f"{src}: variant {variant.key}: {e}") from None

@@ -1,0 +1,282 @@
+"""``mixnet study``: study files, their validation, the runner (failures, resume, shards), the report."""
+
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mixnet.cli import main
+from mixnet.study import builtin_studies, load_study, plan_runs, read_study, run_study, write_report
+from mixnet.study import runner as runner_module
+from mixnet.study.report import trend_lines
+from mixnet.study.results import read_rows
+from mixnet.study.spec import StudyError
+from mixnet.train import loop
+
+TINY_TRAIN = {"epochs": 2, "batch_size": 16, "workers": 0, "threads": 1, "progress": False, "head_channels": 32}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """A 4-class ImageFolder of real digits (12 train, 4 val per class)."""
+    from mixnet.data import load_digits_arrays
+
+    root = tmp_path_factory.mktemp("digits4")
+    images, labels = load_digits_arrays()
+    for c in range(4):
+        idx = np.flatnonzero(labels == c)
+        for split, (lo, hi) in (("train", (0, 12)), ("val", (12, 16))):
+            (root / split / str(c)).mkdir(parents=True)
+            for i in idx[lo:hi]:
+                Image.fromarray(images[i]).save(root / split / str(c) / f"{i}.png")
+    return root
+
+
+def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def _write(tmp_path: Path, folder: Path, name: str = "tiny.toml", **changes) -> Path:
+    d = {
+        "name": "tiny",
+        "models": ["mobilenet_v2"],
+        "width_mult": 0.25,
+        "variants": ["k3", "k3.5"],
+        "seeds": [0, 1],
+        "data": str(folder),
+        "img_size": 16,
+        "train": dict(TINY_TRAIN),
+        "latency": {"rounds": 2},
+    }
+    d.update(changes)
+    d = {k: v for k, v in d.items() if v is not None}
+    path = tmp_path / name
+    path.write_text("\n".join(f"{k} = {_toml(v)}" for k, v in d.items()) + "\n")
+    return path
+
+
+def test_builtin_studies_are_valid():
+    assert {"small", "fig1", "fig4", "split", "dilation"} <= set(builtin_studies())
+    for name in builtin_studies():
+        study = load_study(name, check_data=False)
+        assert study.runs() and all(v.model.startswith("mobilenet_v") for v in study.runs())
+    small = load_study("small")  # built-in data: validates with the data check too
+    assert small.data == "cluttered-digits" and len(small.runs()) == 21 and small.seeds == (0, 1, 2)
+    with pytest.raises(StudyError, match="names no data: pass --data"):
+        load_study("fig1")
+    fig4 = load_study("fig4", check_data=False)
+    assert "k3.5.7.9.11.13" in fig4.variants and len(fig4.runs()) == 22
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, "unknown key.*colour"),
+        ({"models": ["mobilenet_v3"]}, "unknown model 'mobilenet_v3'"),
+        ({"variants": ["k3", "k4"]}, "variant 'k4'"),
+        ({"variants": ["k3", "k3.5-wide"]}, "variant 'k3.5-wide'"),
+        ({"data": "/no/such/folder"}, "data '/no/such/folder' is neither a folder"),
+        ({"train": {"epochs": 1, "learning_rate": 0.1}}, "unknown training option.*learning_rate"),
+        ({"train": {"epochs": 0}}, "epochs must be >= 1"),
+        ({"train": {"seed": 3}}, r"\[train\] must not set seed"),
+        ({"seeds": [0, 0]}, "seeds repeat"),
+        ({"paper": ["fig9"]}, "unknown paper curve 'fig9'"),
+        ({"variants": ["k3.5.7.9.11.13-exp"]}, "cannot split 8 channels into 6 exponential groups"),
+        ({"latency": {"batch": 4}}, "unknown latency setting.*batch"),
+        ({"img_size": None}, "missing key.*img_size"),
+    ],
+)
+def test_bad_study_files_name_the_problem(tmp_path, folder, change, message):
+    with pytest.raises(StudyError, match=message):
+        load_study(_write(tmp_path, folder, **change))
+
+
+def test_bad_study_file_stops_the_cli_before_anything_trains(tmp_path, folder, capsys, monkeypatch):
+    monkeypatch.setattr(runner_module, "train_in_process", lambda config: pytest.fail("trained"))
+    path = _write(tmp_path, folder, variants=["k3", "k6"])
+    assert main(["study", "run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "variant 'k6'" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    assert main(["study", "run", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read study file" in capsys.readouterr().err
+
+
+def test_yaml_and_toml_give_the_same_study(tmp_path, folder):
+    toml = load_study(_write(tmp_path, folder))
+    text = textwrap.dedent(
+        f"""\
+        name: tiny
+        models: [mobilenet_v2]
+        width_mult: 0.25
+        variants: [k3, "3.5"]
+        seeds: [0, 1]
+        data: {folder}
+        img_size: 16
+        train: {json.dumps(TINY_TRAIN)}
+        latency: {{rounds: 2}}
+        """
+    )
+    (tmp_path / "tiny.yaml").write_text(text)
+    yaml = load_study(tmp_path / "tiny.yaml")
+    assert yaml.variants == ("k3", "k3.5")  # canonical kernel specs
+    assert {**vars(yaml), "source": ""} == {**vars(toml), "source": ""}
+
+
+def test_shards_partition_the_runs(tmp_path, folder):
+    study = load_study(_write(tmp_path, folder, seeds=[0, 1, 2]))
+    shards = [plan_runs(study, tmp_path / "out", (k, 3)).todo for k in range(3)]
+    ids = [v.run_id for shard in shards for v in shard]
+    assert sorted(ids) == sorted(v.run_id for v in study.runs()) and len(set(ids)) == len(ids)
+    assert [v.run_id for v in study.runs()][:2] == ["mobilenet_v2-k3-s0", "mobilenet_v2-k3.5-s0"]  # seed-major
+
+
+def _fake_trainer(calls: list, fail: set):
+    def train(config):
+        calls.append((config.kernels, config.seed))
+        if (config.kernels, config.seed) in fail:
+            raise RuntimeError("simulated crash")
+        top1 = {"k3": 80.0, "k3.5": 85.0}[config.kernels] + config.seed
+        return {"top1": top1, "top5": 99.0, "epochs": 2, "classes": 4}
+
+    return train
+
+
+def test_failed_runs_are_recorded_and_the_study_goes_on(tmp_path, folder, monkeypatch):
+    study = load_study(_write(tmp_path, folder))
+    out = tmp_path / "out"
+    calls: list = []
+    monkeypatch.setattr(runner_module, "train_in_process", _fake_trainer(calls, {("k3.5", 0)}))
+    with pytest.warns(UserWarning, match="mobilenet_v2-k3.5-s0 failed: RuntimeError: simulated crash"):
+        run_study(study, out, log=lambda *a: None)
+    assert calls == [("k3", 0), ("k3.5", 0), ("k3", 1), ("k3.5", 1)]
+    rows = read_rows(out)
+    assert rows["mobilenet_v2-k3.5-s0"]["status"] == "failed"
+    assert "simulated crash" in rows["mobilenet_v2-k3.5-s0"]["error"]
+    assert rows["mobilenet_v2-k3.5-s1"] == {**rows["mobilenet_v2-k3.5-s1"], "status": "ok", "top1": 86.0}
+
+    calls.clear()
+    plan = run_study(study, out, log=lambda *a: None)  # finished runs are not rerun, the failed one is kept
+    assert calls == [] and plan.failed == ["mobilenet_v2-k3.5-s0"]
+    monkeypatch.setattr(runner_module, "train_in_process", _fake_trainer(calls, set()))
+    run_study(study, out, retry_failed=True, log=lambda *a: None)
+    assert calls == [("k3.5", 0)] and read_rows(out)["mobilenet_v2-k3.5-s0"]["top1"] == 85.0
+
+    files = write_report(out, measure_latency=False)
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("key,model,kernels,seeds,failed,top1_mean,top1_std")
+    assert summary[2].startswith("mobilenet_v2-k3.5,mobilenet_v2,k3.5,2,0,85.5,0.7071")
+    assert {"top1_vs_kernel.png", "top1_vs_macs.png", "report.md"} <= set(files)
+
+
+def test_a_folder_of_another_study_is_refused_untouched(tmp_path, folder, monkeypatch):
+    monkeypatch.setattr(runner_module, "train_in_process", _fake_trainer([], set()))
+    out = tmp_path / "out"
+    run_study(load_study(_write(tmp_path, folder)), out, log=lambda *a: None)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    other = load_study(_write(tmp_path, folder, name="other.toml", variants=["k3", "k5"]))
+    with pytest.raises(StudyError, match="holds results of a different study.*variants"):
+        run_study(other, out, log=lambda *a: None)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_killed_study_resumes_without_rerunning_finished_runs(tmp_path, folder, monkeypatch):
+    """Real training: the study is killed right after the first checkpoint of its second run."""
+    study = load_study(_write(tmp_path, folder, seeds=[0]))
+    out = tmp_path / "out"
+    real_save = loop.save_checkpoint
+    saves = []
+
+    def save_then_maybe_die(path, ckpt):
+        real_save(path, ckpt)
+        saves.append(Path(path).parent.name)
+        if saves.count("mobilenet_v2-k3.5-s0") == 1 and saves[-1] == "mobilenet_v2-k3.5-s0":
+            raise KeyboardInterrupt  # the process dies here
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_maybe_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out, log=lambda *a: None)
+    rows = read_rows(out)
+    assert list(rows) == ["mobilenet_v2-k3-s0"] and rows["mobilenet_v2-k3-s0"]["status"] == "ok"
+    first_weights = (out / "runs/mobilenet_v2-k3-s0/model.safetensors").read_bytes()
+    assert torch.load(out / "runs/mobilenet_v2-k3.5-s0/last.pth", weights_only=True)["epoch"] == 1
+
+    lines: list[str] = []
+    plan = run_study(study, out, log=lines.append)
+    assert plan.done == ["mobilenet_v2-k3-s0"] and plan.resume == ["mobilenet_v2-k3.5-s0"]
+    assert any("(resuming)" in line for line in lines)
+    assert saves.count("mobilenet_v2-k3-s0") == 2  # its two epochs, from the first invocation only
+    assert (out / "runs/mobilenet_v2-k3-s0/model.safetensors").read_bytes() == first_weights
+    rows = read_rows(out)
+    assert rows["mobilenet_v2-k3.5-s0"]["status"] == "ok" and rows["mobilenet_v2-k3.5-s0"]["epochs"] == 2
+    metrics = (out / "runs/mobilenet_v2-k3.5-s0/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(m)["epoch"] for m in metrics] == [1, 2]  # resumed, not restarted
+
+    files = write_report(out)  # every run finished: latency is measured now
+    latency = json.loads(files["latency.json"].read_text())
+    assert set(latency["ms"]) == {"mobilenet_v2-k3", "mobilenet_v2-k3.5"} and min(latency["ms"].values()) > 0
+    report = files["report.md"].read_text()
+    assert "| mobilenet_v2-k3.5 |" in report and "Partial" not in report
+    assert read_study(out).variants == study.variants
+
+
+def _summary(points: dict[str, list[float]]) -> list[dict]:
+    out = []
+    for kernels, runs in points.items():
+        mean = sum(runs) / len(runs)
+        std = math.sqrt(sum((r - mean) ** 2 for r in runs) / (len(runs) - 1)) if len(runs) > 1 else 0.0
+        out.append(
+            {
+                "key": f"m-{kernels}",
+                "model": "mobilenet_v2",
+                "kernels": kernels,
+                "seeds": len(runs),
+                "top1_mean": mean,
+                "top1_std": std,
+                "top1_runs": runs,
+                "macs_m": {"k3": 1, "k5": 2, "k7": 3, "k9": 4}.get(kernels, 1.5 + len(kernels) / 10),
+                "macs_imagenet_m": 300,
+            }
+        )
+    return out
+
+
+def test_trend_statements_follow_the_numbers():
+    rise_fall = _summary(
+        {"k3": [80, 80.2, 79.8], "k5": [84, 84.1, 83.9], "k7": [85, 85.2, 84.8], "k9": [82, 82.1, 81.9]}
+    )
+    text = " ".join(trend_lines(rise_fall))
+    assert "single kernel size** (paper: better up to about 7x7-9x9, then worse): appears" in text
+    assert "Best k7 85.00" in text
+    flat = _summary({"k3": [80, 84, 76], "k5": [81, 77, 85], "k7": [79, 83, 75]})
+    assert "within the seed spread" in " ".join(trend_lines(flat))
+    mixed = _summary({"k3": [80, 80.1, 79.9], "k5": [81, 81.1, 80.9], "k3.5": [83, 83.1, 82.9], "k3.5.7": [84, 84, 84]})
+    text = " ".join(trend_lines(mixed))
+    assert (
+        "MixConv vs the single kernel of the same largest size** (paper: MixConv more accurate at fewer MACs): appears"
+        in text
+    )
+    assert "k3.5 vs k5: +2.00" in text
+
+
+def test_cli_list_show_and_dry_run(capsys):
+    assert main(["study", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "small" in out and "fig4" in out and "21 runs" in out
+    assert main(["study", "show", "fig4"]) == 0
+    out = capsys.readouterr().out
+    assert 'name = "fig4"' in out and "| mobilenet_v1 | k3.5.7.9.11.13 | 1.0 |" in out
+    assert main(["study", "run", "small", "--dry-run", "--seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "7 runs" in out and "PMAC" in out
