@@ -25,6 +25,7 @@ RANK = {
     "train": 6,
     "bench": 7,
     "study": 8,
+    "search": 8,
     "cli": 9,
     "__init__": 10,
 }

@@ -280,3 +280,15 @@ def test_cli_list_show_and_dry_run(capsys):
     assert main(["study", "run", "small", "--dry-run", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
     assert "7 runs" in out and "PMAC" in out
+
+
+@pytest.mark.slow
+def test_each_run_can_train_under_torchrun(tmp_path, folder, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    study = load_study(_write(tmp_path, folder, variants=["k3.5"], seeds=[0], train={**TINY_TRAIN, "epochs": 1}))
+    out = tmp_path / "out"
+    run_study(study, out, nproc_per_node=2, device="cpu", log=lambda *a: None)
+    row = read_rows(out)["mobilenet_v2-k3.5-s0"]
+    assert row["status"] == "ok", row.get("error")
+    assert row["epochs"] == 1 and 0 <= row["top1"] <= 100 and row["classes"] == 4
+    assert (out / "runs/mobilenet_v2-k3.5-s0/model.safetensors").exists()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from torch import nn
 
+from mixnet.models.archfile import is_arch_file, load_arch
 from mixnet.models.configs import KernelSpec, MixNetConfig
 from mixnet.models.mixnet import MixNet, MixNetFeatures, default_pretrained_cfg
-from mixnet.models.registry import get_entry, resolve_config
+from mixnet.models.registry import ModelEntry, get_entry
 
 # create_model keywords that change the architecture: every MixNetConfig field except the block table.
 CONFIG_KWARGS = frozenset(f.name for f in dataclasses.fields(MixNetConfig)) - {"stages", "stem_channels"}
@@ -36,7 +37,8 @@ def create_model(
     """Builds a registered MixNet (or MobileNet baseline), as ``timm.create_model`` does.
 
     Args:
-        name: a name from :func:`mixnet.list_models`.
+        name: a name from :func:`mixnet.list_models`, or an architecture file (``.json``, see
+            :mod:`mixnet.models.archfile`).
         pretrained: False for random TF-style init; True for timm's ImageNet weights (downloaded
             through huggingface_hub); or a path to a model file (:func:`mixnet.io.load_model` reads
             the same files). With another ``num_classes`` than the weights', the classifier is freshly
@@ -58,14 +60,21 @@ def create_model(
         ValueError: an unknown name or a bad argument value.
         TypeError: an unknown keyword argument (or one that does not apply to this kind of model).
     """
-    entry = get_entry(name)
+    if is_arch_file(name):  # a network as data (a searched or hand-written architecture)
+        _, base, _ = load_arch(name)
+        entry = ModelEntry(str(name), base)
+        if pretrained is True:
+            raise ValueError(f"{name} is an architecture file: it has no published weights; pass a model file")
+    else:
+        entry = get_entry(name)
     allowed = CONFIG_KWARGS | (_FEATURES_KWARGS if features_only else _CLASSIFIER_KWARGS)
     unknown = set(kwargs) - allowed
     if unknown:
         kind = "a features_only model" if features_only else "a classifier"
         raise TypeError(f"create_model() got argument(s) {sorted(unknown)} that {kind} does not take")
     overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in CONFIG_KWARGS}
-    config = resolve_config(name, kernels, **overrides)
+    config = entry.config.replace(**overrides) if overrides else entry.config
+    config = config.with_kernels(kernels) if kernels is not None else config
     model: nn.Module
     if features_only:
         model = MixNetFeatures(config, in_chans=in_chans, drop_path_rate=drop_path_rate, **kwargs)
@@ -78,8 +87,9 @@ def create_model(
             drop_path_rate=drop_path_rate,
             **kwargs,
         )
+    registered = None if is_arch_file(name) else name  # a file's model records its whole config
     model.pretrained_cfg = {
-        **default_pretrained_cfg(name, model.num_classes, entry.preprocess),
+        **default_pretrained_cfg(registered, model.num_classes, entry.preprocess),
         "hf_hub_id": entry.hf_hub_id,
         "tag": entry.hf_hub_id.split(".", 1)[-1] if entry.hf_hub_id else None,
     }

@@ -25,6 +25,7 @@ from torch import nn
 
 from mixnet.errors import require
 from mixnet.factory import create_model
+from mixnet.models.archfile import is_arch_file
 from mixnet.models.complexity import complexity
 from mixnet.timing import interleaved_medians
 
@@ -109,11 +110,14 @@ def inference_contenders(
     contender must give the same logits; :func:`bench_inference` checks that before timing. Exports
     are cached in ``workdir`` per model and resolution.
     """
-    timm = _need("timm")
     _need("onnxruntime")
     from mixnet.deploy.export import to_onnx
     from mixnet.deploy.optimize import optimize_for_inference
     from mixnet.io.convert import from_timm
+
+    if is_arch_file(name):  # an architecture file (e.g. from mixnet search): no timm counterpart
+        return _own_contenders(name, batch, img_size, threads, workdir, int8=int8)
+    timm = _need("timm")
 
     # Weights depend on the seed alone (not on the batch size), so the exports cached in ``workdir`` by
     # the first batch size hold the same weights as the models built for the next one.
@@ -136,6 +140,35 @@ def inference_contenders(
         "timm eager channels_last": _torch_runner(ref_cl, x, torch.channels_last),
         "timm ORT": _ort_runner(timm_onnx, x, threads),
         "ours eager": _torch_runner(ours, x),
+        "ours optimized": _torch_runner(optimize_for_inference(ours, img_size=img_size), x),
+        "ours ORT fp32": _ort_runner(ours_onnx, x, threads),
+    }
+    if int8:
+        from mixnet.deploy.quantize import quantize_onnx
+
+        if not int8_onnx.exists():
+            quantize_onnx(ours_onnx, int8_onnx, calibration=_calibration_batches(img_size))
+        out["ours ORT int8"] = _ort_runner(int8_onnx, x, threads)
+    return out
+
+
+def _own_contenders(
+    name: str, batch: int, img_size: int, threads: int, workdir: Path, *, int8: bool
+) -> dict[str, Callable[[], torch.Tensor]]:
+    """Our contenders alone, for an architecture file (the base is ours eager)."""
+    from mixnet.deploy.export import to_onnx
+    from mixnet.deploy.optimize import optimize_for_inference
+
+    torch.manual_seed(0)
+    ours = create_model(name).eval()
+    x = torch.randn(batch, 3, img_size, img_size, generator=torch.Generator().manual_seed(1))
+    onnx_dir = workdir / f"{Path(name).stem}-{img_size}px"
+    ours_onnx, int8_onnx = onnx_dir / "ours.onnx", onnx_dir / "ours.int8.onnx"
+    if not ours_onnx.exists():
+        to_onnx(ours, ours_onnx, img_size=img_size, optimize=True, threads=threads)
+    out = {
+        "ours eager": _torch_runner(ours, x),
+        "ours eager (A/A)": _torch_runner(ours, x),
         "ours optimized": _torch_runner(optimize_for_inference(ours, img_size=img_size), x),
         "ours ORT fp32": _ort_runner(ours_onnx, x, threads),
     }
@@ -178,9 +211,10 @@ def bench_inference(
                 if progress:
                     print(f"bench: {name} batch {batch} ...", flush=True)
                 contenders = inference_contenders(name, batch, img_size, threads, work, int8=int8)
-                diffs = check_agreement(contenders, "timm eager")
+                base = "ours eager" if is_arch_file(name) else "timm eager"
+                diffs = check_agreement(contenders, base)
                 medians = interleaved_medians(contenders, rounds=rounds, iters=iters, pause_s=0.05, progress=progress)
-                rows += _rows("inference", name, batch, img_size, threads, macs, medians, "timm eager", diffs)
+                rows += _rows("inference", name, batch, img_size, threads, macs, medians, base, diffs)
     return rows
 
 

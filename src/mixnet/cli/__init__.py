@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 # Subcommand modules, in the order ``mixnet --help`` lists them.
-COMMANDS = ["info", "train", "demo", "study", "eval", "predict", "bench", "export", "quantize"]
+COMMANDS = ["info", "train", "demo", "study", "search", "eval", "predict", "bench", "export", "quantize"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,7 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
-        "--model", type=options.names, default="mixnet_s,mixnet_m,mixnet_l", help="comma-separated registered models"
+        "--model",
+        type=options.names,
+        default="mixnet_s,mixnet_m,mixnet_l",
+        help="comma-separated registered models or architecture files (.json: our contenders only)",
     )
     p.add_argument(
         "--batch-size", type=options.positive_ints, default="1,8", help="comma-separated inference batch sizes"

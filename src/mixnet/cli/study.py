@@ -15,6 +15,8 @@ from pathlib import Path
 
 from mixnet.cli import options
 
+_IMAGES_HELP = "training images per epoch for the cost estimate (default: counted; ImageNet-1k has 1,281,167)"
+
 
 def _shard(text: str) -> tuple[int, int]:
     try:
@@ -36,18 +38,18 @@ def _count_images(data: str) -> int | None:
     return sum(len(os.listdir(d)) for d in train.iterdir() if d.is_dir())
 
 
-def _describe(study) -> None:
+def _describe(study, images: int | None = None) -> None:
     from mixnet.cli.info import format_variants, variant_table
 
     runs = study.runs()
     rows = variant_table(list(study.models), list(study.variants), study.img_size, study.width_mult)
     print(
         f"{study.name}: {len(study.models)} model(s) x {len(study.variants)} variant(s) x {len(study.seeds)} "
-        f"seed(s) = {len(runs)} runs on {study.data} at {study.img_size} px\n"
+        f"seed(s) = {len(runs)} runs on {study.data or 'the --data folder'} at {study.img_size} px\n"
     )
     print(format_variants(rows))
     config = study.train_config(study.architectures()[0], "unused")
-    images = _count_images(study.data)
+    images = images or _count_images(study.data)
     if images:
         # Training costs about three forward passes per image (the forward and backward's two products).
         macs = sum(r["macs_m"] for r in rows) * 1e6 * len(study.seeds)
@@ -55,6 +57,10 @@ def _describe(study) -> None:
         print(
             f"\ntraining: {config.epochs} epochs of about {images:,} images per run; about {total / 1e15:,.3f} "
             "PMAC of forward+backward for the whole study (3 x forward MACs x images x epochs)"
+        )
+        print(
+            f"{images * config.epochs * len(runs) / 1e9:,.3f} billion training images in all: GPU hours = that / "
+            "(images/s of one GPU) / 3600"
         )
 
 
@@ -77,7 +83,7 @@ def _show(args: argparse.Namespace) -> int:
     study = _load(args, check_data=False)
     if args.study in builtin_studies() and not Path(args.study).exists():
         print(builtin_text(args.study).rstrip() + "\n")
-    _describe(study)
+    _describe(study, args.images)
     return 0
 
 
@@ -95,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
 
     study = _load(args)
     if args.dry_run:
-        _describe(study)
+        _describe(study, args.images)
         return 0
     if args.jobs > 1:
         return _run_jobs(args, study)
@@ -138,7 +144,7 @@ def _run_jobs(args: argparse.Namespace, study) -> int:
     gpus = torch.cuda.device_count() if args.device in (None, "auto", "cuda") else 0
     procs = []
     for k in range(args.jobs):
-        env = dict(os.environ)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each shard's lines reach the log as they happen
         if gpus >= args.jobs:  # one GPU per shard
             env["CUDA_VISIBLE_DEVICES"] = str(k)
         cmd = [sys.executable, "-m", "mixnet.cli", *base, "--shard", f"{k}/{args.jobs}"]
@@ -185,6 +191,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_list)
     show = s.add_parser("show", help="print a study (built-in: its file) with the params and MACs of its variants")
     show.add_argument("study", help="built-in study name or a .toml/.yaml study file")
+    show.add_argument("--images", type=options.positive_int, help=_IMAGES_HELP)
     show.set_defaults(func=_show)
     run = s.add_parser("run", help="train every variant and seed not finished yet, then write the report")
     run.add_argument("study", help="built-in study name or a .toml/.yaml study file")
@@ -204,6 +211,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--retry-failed", action="store_true", help="train runs recorded as failed again")
     run.add_argument("--dry-run", action="store_true", help="print the variants and their cost; train nothing")
+    run.add_argument("--images", type=options.positive_int, help=_IMAGES_HELP)
     run.add_argument("--device", default=None, help="training device: auto, cpu, cuda, cuda:1 (default: auto)")
     run.add_argument("--workers", type=int, default=None, help="data loader workers per run (default: the study's)")
     run.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: the study's)")

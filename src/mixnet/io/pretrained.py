@@ -59,7 +59,7 @@ def _warn_if_built_otherwise(model: nn.Module, entry: ModelEntry, path: str) -> 
         return
     theirs = spec.arch_config()
     diff = model.config.diff(theirs)
-    if spec.architecture != entry.name or diff:
+    if (spec.architecture is not None and spec.architecture != entry.name) or diff:
         warnings.warn(
             f"{path} was saved from {spec.architecture} with {dict(spec.config) or 'no changes'}; it is loaded into "
             f"{entry.name} built with {entry.config.diff(model.config) or 'no changes'} (differs in "

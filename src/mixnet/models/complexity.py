@@ -23,6 +23,7 @@ from torch import nn
 
 from mixnet.layers.mixconv import split_channels
 from mixnet.models.arch import expand_rows
+from mixnet.models.archfile import is_arch_file, load_arch
 from mixnet.models.configs import KernelSpec, MixNetConfig
 from mixnet.models.registry import resolve_config
 
@@ -124,13 +125,17 @@ def complexity(
     kernels: KernelSpec | str | None = None,
     **overrides,
 ) -> Complexity:
-    """Params and MACs of a registered model name or a built MixNet, without running it.
+    """Params and MACs of a registered model name, an architecture file or a built MixNet, without running it.
 
     For a name the default head (1000 classes, 3 input channels) is assumed, and ``kernels`` (a kernel
     spec such as ``"k3.5.7-exp"``) and architecture ``overrides`` (``width_mult=0.5``) are applied as
     ``create_model`` applies them; for a model its own class count, input channels and
     ``features_only`` are used.
     """
+    if isinstance(name_or_model, str) and is_arch_file(name_or_model):
+        config = load_arch(name_or_model)[1]
+        config = config.replace(**overrides) if overrides else config
+        return config_complexity(config.with_kernels(kernels) if kernels else config, img_size)
     if isinstance(name_or_model, str):
         return config_complexity(resolve_config(name_or_model, kernels, **overrides), img_size)
     if kernels is not None or overrides:

@@ -13,6 +13,7 @@ from mixnet.study.runner import STUDY_FILE
 from mixnet.study.spec import Study, StudyError, study_from_dict
 
 LATENCY_FILE = "latency.json"
+COMMAND_FILE = "command.txt"
 
 
 def read_study(out: str | Path) -> Study:
@@ -77,6 +78,11 @@ def write_report(
     from mixnet.study.report import markdown, plot
 
     out = Path(out)
+    command_file = out / COMMAND_FILE
+    if command:
+        _write_text(command_file, command + "\n")
+    elif command_file.exists():  # a rewritten report keeps the command that ran the study
+        command = command_file.read_text().strip()
     study = read_study(out)
     rows = read_rows(out)
     wanted = [v.run_id for v in study.runs()]

@@ -217,7 +217,9 @@ def plot(summary: Sequence[dict], paper: Sequence[str], macs_of, out_dir, title:
         ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower center")
     else:
         ax.legend(fontsize=7)
-    ax.set_xticks(sorted({p.x for pts in fams.values() for p in pts}))
+    xs = {p.x for pts in fams.values() for p in pts}
+    xs |= {max(KernelSpec.parse(k).kernels) for name in paper for k in PAPER_CURVES[name].top1}
+    ax.set_xticks(sorted(xs))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     paths.append(out_dir / "top1_vs_kernel.png")

@@ -10,6 +10,7 @@ every n-th run, so n processes (GPUs, nodes) can share one study folder.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -94,8 +95,8 @@ def plan_runs(study: Study, out: Path, shard: tuple[int, int] = (0, 1), retry_fa
     skip = set(done) | (set() if retry_failed else set(failed))
     todo = [v for v in mine if v.run_id not in skip]
     resume = [v.run_id for v in todo if (out / "runs" / v.run_id / "last.pth").exists()]
-    pending = [v for v in runs if rows.get(v.run_id, {}).get("status") is None]
-    return RunPlan(todo, resume, done, [] if retry_failed else failed, len(pending) - len(todo))
+    others = [v for i, v in enumerate(runs) if i % shard[1] != shard[0] and v.run_id not in rows]
+    return RunPlan(todo, resume, done, [] if retry_failed else failed, len(others))
 
 
 def complexity_fields(study: Study, variant: Variant, num_classes: int) -> dict:
@@ -119,13 +120,17 @@ def _final_metrics(history: list[dict]) -> tuple[float, float | None]:
     return float(final["val_top1"]), final.get("val_top5")
 
 
+def metrics_of(result) -> dict:
+    """The final metrics of a :class:`mixnet.train.TrainResult` (rank 0's: the others keep no history)."""
+    top1, top5 = _final_metrics(result.history)
+    return {"top1": top1, "top5": top5, "epochs": len(result.history), "classes": len(result.class_names)}
+
+
 def train_in_process(config) -> dict:
     """Trains one run here; returns its final metrics."""
     from mixnet.train.loop import train
 
-    result = train(config)
-    top1, top5 = _final_metrics(result.history)
-    return {"top1": top1, "top5": top5, "epochs": len(result.history), "classes": len(result.class_names)}
+    return metrics_of(train(config))
 
 
 def train_with_torchrun(config, nproc_per_node: int) -> dict:
@@ -150,9 +155,15 @@ def train_with_torchrun(config, nproc_per_node: int) -> dict:
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not res.exists():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            raise RuntimeError(f"torchrun exited with {proc.returncode}: " + " | ".join(tail))
+            raise RuntimeError(f"torchrun exited with {proc.returncode}: {_root_cause(proc.stderr or proc.stdout)}")
         return json.loads(res.read_text())
+
+
+def _root_cause(output: str) -> str:
+    """The exception a failed torchrun's processes raised (the last ``...Error: ...`` line), else its last lines."""
+    errors = re.findall(r"^(?:\[rank\d+\]:\s*)?(\w+(?:Error|Exception|Interrupt)\b.*)$", output, flags=re.M)
+    errors = [e for e in errors if not e.startswith("ChildFailedError")]
+    return errors[-1] if errors else " | ".join(output.strip().splitlines()[-3:])
 
 
 def run_one(study: Study, variant: Variant, out: Path, *, nproc_per_node: int = 1, **train_options) -> dict:

@@ -10,17 +10,18 @@ import os
 import sys
 from pathlib import Path
 
-from mixnet.study.runner import train_in_process
+from mixnet.study.runner import metrics_of
 from mixnet.train.config import TrainConfig
+from mixnet.train.loop import train
 
 
 def main(argv: list[str]) -> int:
     """Trains the run described by the TrainConfig JSON ``argv[0]``; rank 0 writes ``argv[1]``."""
     config_path, result_path = argv
     config = TrainConfig.from_dict(json.loads(Path(config_path).read_text()))
-    metrics = train_in_process(config)
+    result = train(config)
     if int(os.environ.get("RANK", "0")) == 0:
-        Path(result_path).write_text(json.dumps(metrics))
+        Path(result_path).write_text(json.dumps(metrics_of(result)))
     return 0
 
 

@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mixnet.models.archfile import is_arch_file, load_arch
 from mixnet.models.configs import KernelSpec
 from mixnet.models.preprocess import INTERPOLATIONS
 from mixnet.models.registry import list_models
@@ -63,6 +64,10 @@ class TrainConfig:
     strict_data: bool = _opt(False, "image folders: an unreadable image file stops the run instead of being skipped")
     # Model
     model: str = _opt("mixnet_s", f"architecture: {', '.join(list_models())}")
+    arch: str | None = _opt(
+        None,
+        "architecture file (.json, e.g. from mixnet search) to train instead of the registered --model",
+    )
     width_mult: float | None = _opt(None, "override the model's width multiplier (smaller, faster nets)")
     head_channels: int | None = _opt(None, "override the head width (1536 in the paper)")
     kernels: str | None = _opt(
@@ -144,6 +149,12 @@ class TrainConfig:
                 raise ValueError(f"bad training option: {msg}")
 
         need(self.model in list_models(), f"model {self.model!r} is not one of {', '.join(list_models())}")
+        if self.arch is not None:
+            need(is_arch_file(self.arch), f"arch must be a .json architecture file, got {self.arch!r}")
+            try:
+                load_arch(self.arch)
+            except ValueError as e:
+                need(False, str(e))
         need(self.opt in OPTIMIZERS, f"opt {self.opt!r} is not one of {', '.join(OPTIMIZERS)}")
         need(self.sched in SCHEDULES, f"sched {self.sched!r} is not one of {', '.join(SCHEDULES)}")
         need(

@@ -103,7 +103,7 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
     if config.weights and not config.resume:  # a resumed run takes its weights from the checkpoint
         pretrained = True if config.weights == "hub" else config.weights
     model = create_model(
-        config.model,
+        config.arch or config.model,
         pretrained=pretrained,
         num_classes=num_classes,
         drop_rate=config.drop_rate,
@@ -125,10 +125,10 @@ def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
 def check_resume(ckpt: dict, path: str, config: TrainConfig, class_names: list[str], model: torch.nn.Module) -> None:
     """Raises CheckpointError naming the mismatch when ``ckpt`` cannot continue this run."""
     saved_spec = checkpoint_spec(ckpt, path)
-    if saved_spec.architecture != config.model:
-        raise CheckpointError(
-            f"checkpoint {path!r} is from a {saved_spec.architecture} run, but this run builds {config.model}"
-        )
+    expected = None if config.arch else config.model  # an architecture file's model records no registered name
+    if saved_spec.architecture != expected:
+        theirs, ours = saved_spec.architecture or "architecture-file", config.arch or config.model
+        raise CheckpointError(f"checkpoint {path!r} is from a {theirs} run, but this run builds {ours}")
     saved = list(saved_spec.class_names or [])
     if saved != list(class_names):
         raise CheckpointError(
@@ -191,7 +191,8 @@ def _run_dir(config: TrainConfig, info: DistInfo) -> Path:
     elif config.resume:
         path = Path(config.resume).parent
     else:
-        path = Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = Path(config.arch).stem if config.arch else config.model
+        path = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     return Path(broadcast_object(str(path), info))  # one folder even if the ranks' clocks differ
 
 

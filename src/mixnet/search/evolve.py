@@ -1,0 +1,226 @@
+"""Ranking candidates with the trained supernet, and the two searches: evolution and random.
+
+A candidate is evaluated as SPOS does: its weights are copied out of the supernet into a standalone net,
+its BatchNorm statistics are recomputed on a few training batches (shared BN statistics belong to no
+single path), and its top-1 on images held out from the train split is measured. Its latency comes from
+the latency table. The objective is MnasNet's: ``ACC x (LAT / T) ^ w`` with ``w = -0.07`` (soft), or
+``ACC`` where ``LAT <= T`` and nothing otherwise (hard).
+
+Evolution (SPOS's): a population of the best candidates so far; each generation adds mutants (each block
+re-drawn with a small probability) and crossovers (each block from one of two parents) of the top half.
+Random search draws candidates uniformly. Under a hard target both repair a net that misses it the same
+way (:func:`repair`), so both search the feasible nets, and both get the same budget of evaluated
+candidates: the comparison says whether the evolution found anything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mixnet.search.latency import LatencyTable, choice_key
+from mixnet.search.space import Arch, SearchSpace
+from mixnet.search.supernet import SuperNet
+
+
+@dataclass(frozen=True)
+class Objective:
+    """MnasNet's reward with target ``target_ms``: soft ``ACC x (LAT/T)^w`` or hard ``LAT <= T``."""
+
+    target_ms: float
+    w: float = -0.07
+    hard: bool = False
+
+    def __call__(self, top1: float, latency_ms: float) -> float:
+        """The reward (hard: -inf for a net over the target)."""
+        if self.hard:
+            return top1 if latency_ms <= self.target_ms else -math.inf
+        return top1 * (latency_ms / self.target_ms) ** self.w
+
+    def feasible(self, latency_ms: float) -> bool:
+        """Whether a net may be chosen at all (always, with the soft reward)."""
+        return not self.hard or latency_ms <= self.target_ms
+
+
+def check_target(table: LatencyTable, target_ms: float) -> None:
+    """Raises ValueError naming the fastest reachable latency when no net of the space meets ``target_ms``."""
+    if table.fastest() > target_ms:
+        raise ValueError(
+            f"no net of the search space runs in {target_ms:.3f} ms here: the fastest reachable is "
+            f"{table.fastest():.3f} ms (the slowest {table.slowest():.3f} ms) for this table's settings"
+        )
+
+
+def arch_key(arch: Arch) -> str:
+    """A net's choices as one string (for caching and logs)."""
+    return "|".join(choice_key(c) for c in arch)
+
+
+def recalibrate_bn(net: nn.Module, loader: DataLoader, batches: int, device: torch.device) -> None:
+    """Recomputes every BatchNorm's running statistics as the average over ``batches`` training batches."""
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    net.train()
+    with torch.no_grad():
+        for x, _ in itertools.islice(loader, batches):
+            net(x.to(device))
+    net.eval()
+
+
+def top1(net: nn.Module, loader: DataLoader, device: torch.device) -> float:
+    """Top-1 (%) of ``net`` on ``loader``."""
+    net.eval()
+    correct = total = 0
+    with torch.inference_mode():
+        for x, y in loader:
+            pred = net(x.to(device)).argmax(1).cpu()
+            correct += int((pred == y).sum())
+            total += len(y)
+    return 100.0 * correct / max(1, total)
+
+
+class Evaluator:
+    """Evaluates candidates once each (cached), writing one JSON line per evaluation to ``log_path``."""
+
+    def __init__(
+        self,
+        supernet: SuperNet,
+        table: LatencyTable,
+        objective: Objective,
+        recal_loader: DataLoader,
+        val_loader: DataLoader,
+        *,
+        recal_batches: int,
+        device: torch.device,
+        log_path: Path | None = None,
+    ) -> None:
+        self.supernet, self.table, self.objective = supernet, table, objective
+        self.recal_loader, self.val_loader = recal_loader, val_loader
+        self.recal_batches, self.device = recal_batches, device
+        self.log_path = log_path
+        self.cache: dict[str, dict] = {}
+        if log_path is not None and log_path.exists():  # a resumed search does not evaluate twice
+            for line in log_path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.cache[row["arch"]] = row
+
+    def __call__(self, arch: Arch, method: str) -> dict:
+        """The candidate's row: top-1 on the held-out images, predicted latency, reward."""
+        key = arch_key(arch)
+        if key in self.cache:
+            return self.cache[key]
+        latency = self.table.predict(arch)
+        net = self.supernet.extract(arch)
+        recalibrate_bn(net, self.recal_loader, self.recal_batches, self.device)
+        acc = top1(net, self.val_loader, self.device)
+        row = {
+            "arch": key,
+            "method": method,
+            "top1": acc,
+            "latency_ms": latency,
+            "reward": self.objective(acc, latency),
+        }
+        self.cache[key] = row
+        if self.log_path is not None:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        return row
+
+
+def repair(arch: Arch, space: SearchSpace, table: LatencyTable, objective: Objective, rng: random.Random) -> Arch:
+    """``arch`` made to meet a hard target: random blocks re-drawn among the choices that are faster there.
+
+    Uniform sampling alone almost never meets a tight target (half of MixNet-S's latency: not one in
+    10,000 here), so a random feasible net is a uniform draw repaired this way; the procedure knows
+    nothing of accuracy. Ends because the all-fastest net meets any target :func:`check_target` accepts.
+    """
+    arch = list(arch)
+    choices = space.choices()
+    while not objective.feasible(table.predict(tuple(arch))):
+        i = rng.randrange(len(arch))
+        row = table.entries[i]
+        current = row[choice_key(arch[i])]
+        faster = [c for c in choices if row[choice_key(c)] < current]
+        if faster:
+            arch[i] = rng.choice(faster)
+    return tuple(arch)
+
+
+def _feasible_sample(space: SearchSpace, table: LatencyTable, objective: Objective, rng: random.Random) -> Arch:
+    return repair(space.sample(rng), space, table, objective, rng)
+
+
+def random_search(
+    space: SearchSpace, table: LatencyTable, objective: Objective, evaluate: Callable, budget: int, seed: int
+) -> list[dict]:
+    """``budget`` distinct candidates drawn uniformly (feasible ones under a hard target), evaluated."""
+    rng = random.Random(seed)
+    rows: dict[str, dict] = {}
+    for _ in range(100 * budget):
+        if len(rows) == budget:
+            break
+        arch = _feasible_sample(space, table, objective, rng)
+        if arch_key(arch) not in rows:
+            rows[arch_key(arch)] = evaluate(arch, "random") | {"method": "random"}
+    if len(rows) < budget:
+        raise ValueError(f"could not draw {budget} distinct feasible nets: the space is too small for this budget")
+    return list(rows.values())
+
+
+def evolution_search(
+    space: SearchSpace,
+    table: LatencyTable,
+    objective: Objective,
+    evaluate: Callable,
+    *,
+    population: int,
+    generations: int,
+    seed: int,
+    mutate_prob: float = 0.1,
+) -> list[dict]:
+    """SPOS's evolution: ``population x generations`` distinct evaluated candidates in all."""
+    rng = random.Random(seed + 1)
+    choices = space.choices()
+    seen: dict[str, tuple[Arch, dict]] = {}
+
+    def add(arch: Arch) -> None:
+        key = arch_key(arch)
+        if key not in seen and objective.feasible(table.predict(arch)):
+            seen[key] = (arch, evaluate(arch, "evolution") | {"method": "evolution"})
+
+    while len(seen) < population:
+        add(_feasible_sample(space, table, objective, rng))
+    for _ in range(generations - 1):
+        ranked = sorted(seen.values(), key=lambda t: t[1]["reward"], reverse=True)
+        parents = [a for a, _ in ranked[: max(2, population // 2)]]
+        target = len(seen) + population
+        tries = 0
+        while len(seen) < target and tries < 100 * population:
+            tries += 1
+            if rng.random() < 0.5:
+                p = rng.choice(parents)
+                child = tuple(rng.choice(choices) if rng.random() < mutate_prob else c for c in p)
+            else:
+                a, b = rng.sample(parents, 2)
+                child = tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b, strict=True))
+            add(repair(child, space, table, objective, rng))
+    return [row for _, row in seen.values()]
+
+
+def best(rows: list[dict]) -> dict:
+    """The row with the highest reward."""
+    return max(rows, key=lambda r: r["reward"])

@@ -1,0 +1,105 @@
+"""The search's report: the Pareto plot (top-1 vs measured latency) and whether the search won."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+
+def _stats(rows: dict[str, dict], net: str) -> tuple[float, float, list[float]]:
+    values = [r["top1"] for r in rows.values() if r["net"] == net and r["status"] == "ok"]
+    if not values:
+        return math.nan, math.nan, []
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, values
+
+
+def verdict(a: tuple[float, float, list[float]], b: tuple[float, float, list[float]]) -> str:
+    """Whether ``a`` beats ``b``: the mean difference against twice its standard error over seeds."""
+    (ma, sa, va), (mb, sb, vb) = a, b
+    if not va or not vb:
+        return "not measured"
+    diff = ma - mb
+    if len(va) < 2 or len(vb) < 2:
+        return f"{diff:+.2f} points (one seed: no spread to judge by)"
+    se = math.hypot(sa / math.sqrt(len(va)), sb / math.sqrt(len(vb)))
+    if abs(diff) <= 2 * se:
+        return f"{diff:+.2f} points, within the seed spread (2 standard errors = {2 * se:.2f}): no clear winner"
+    outcome = "won" if diff > 0 else "lost"
+    return f"{diff:+.2f} points, beyond the seed spread (2 standard errors = {2 * se:.2f}): {outcome}"
+
+
+def write_search_report(cfg, result, nets: dict, rows: dict, latency: dict, match: dict, evolved, randoms) -> None:
+    """Writes ``pareto.png`` and ``report.md`` into the search folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: Path = result.out
+    stats = {name: _stats(rows, name) for name in nets}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    ax = axes[0]
+    for name, (m, s, _) in stats.items():
+        ax.errorbar([latency[name]], [m], yerr=[s], marker="o", capsize=4, label=name, ls="none", ms=8)
+    ax.axvline(result.target_ms, color="gray", ls="--", lw=1, label=f"target {result.target_ms:.2f} ms")
+    ax.set_xlabel("measured latency (ms, median, end to end)")
+    ax.set_ylabel("held-out top-1 after retraining (%), mean ± std over seeds")
+    ax.set_title("retrained from scratch")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    for method, cand, color in (("random", randoms, "tab:gray"), ("evolution", evolved, "tab:blue")):
+        ax.scatter([r["latency_ms"] for r in cand], [r["top1"] for r in cand], s=10, alpha=0.6, c=color, label=method)
+    ax.axvline(result.target_ms, color="gray", ls="--", lw=1)
+    ax.set_xlabel("predicted latency (ms, from the table)")
+    ax.set_ylabel("top-1 with supernet weights on held-out train images (%)")
+    ax.set_title("candidates evaluated during the search")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "pareto.png", dpi=120)
+    plt.close(fig)
+
+    skeleton = [n for n in nets if n not in ("found", "random_best")][0]
+    lines = [
+        "# Search result",
+        "",
+        f"- data: `{cfg.data}` at {cfg.img_size} px; space: {cfg.skeleton}'s skeleton, the paper's per-block choices",
+        f"- latency: PyTorch eager, batch {cfg.batch}, {cfg.threads} thread(s); target {result.target_ms:.3f} ms "
+        f"({'hard constraint' if cfg.hard else f'soft reward, w = {cfg.w}'})",
+        f"- supernet: {cfg.epochs} epochs of uniform single-path training; {cfg.budget} candidates evaluated by "
+        "evolution and as many by random search (BN recalibrated, top-1 on images held out from the train split)",
+        f"- retraining: {cfg.retrain_epochs} epochs, seeds {', '.join(map(str, cfg.seeds))}, the same recipe for "
+        "every net; top-1 on the data's own validation split",
+        "",
+        "| net | measured latency (ms) | retrained top-1 (%) | per seed | supernet top-1 (%) "
+        "| predicted latency (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    search_rows = {"found": result.found, "random_best": result.random_best}
+    for name in nets:
+        m, s, v = stats[name]
+        sr = search_rows.get(name, {})
+        lines.append(
+            f"| {name} | {latency[name]:.3f} | {m:.2f} ± {s:.2f} | {' / '.join(f'{x:.2f}' for x in v)} | "
+            f"{sr.get('top1', float('nan')):.2f} | {sr.get('latency_ms', float('nan')):.3f} |"
+        )
+    lines += [
+        "",
+        f"{skeleton}: the skeleton at the width whose measured latency is closest to the found net's "
+        f"({match['found_ms']:.3f} ms).",
+        "",
+        "## Did the search win?",
+        "",
+        f"- found vs random search's best: {verdict(stats['found'], stats['random_best'])}",
+        f"- found vs {skeleton}: {verdict(stats['found'], stats[skeleton])}",
+        "",
+        "![Pareto](pareto.png)",
+        "",
+        "Files: `found.json` and `random_best.json` (architecture files: `mixnet train --arch found.json`), "
+        "`candidates.jsonl` (every evaluated candidate), `latency_table.json`, `retrain.jsonl`, "
+        "`final_latency.json`, `matched_width.json`, `retrain/<net>-s<seed>/`.",
+        "",
+    ]
+    (out / "report.md").write_text("\n".join(lines))

@@ -1,0 +1,285 @@
+"""``mixnet search``: the space, architecture files, the latency table and predictor, the supernet's weight
+sharing, the objective, evolution vs random search, resume."""
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import randomize_bn
+from PIL import Image
+
+import mixnet
+from mixnet.models.arch import expand_rows
+from mixnet.models.archfile import load_arch, save_arch
+from mixnet.search.evolve import Objective, arch_key, check_target, evolution_search, random_search
+from mixnet.search.latency import LatencyTable, choice_key, load_table, machine, measure_table, predictor_error
+from mixnet.search.space import SearchSpace
+from mixnet.search.supernet import SuperNet
+
+TINY = mixnet.MixNetConfig.from_strings(
+    [["r1_k3_a1_p1_s11_e1_i8_o8"], ["r1_k3_a1_p1_s22_e3_i8_o16", "r1_k3_a1_p1_s11_e3_i16_o16"]],
+    stem_channels=8,
+    head_channels=32,
+)
+
+
+def tiny_space(**kw) -> SearchSpace:
+    return SearchSpace("tiny", skeleton_config=TINY, **kw)
+
+
+SMALL = dict(kernels=((3,), (3, 5), (3, 5, 7)), expansions=(1, 3), se_ratios=(None, 0.5), groups=(1, 2))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    from mixnet.data import load_digits_arrays
+
+    root = tmp_path_factory.mktemp("digits4")
+    images, labels = load_digits_arrays()
+    for c in range(4):
+        idx = np.flatnonzero(labels == c)
+        for split, (lo, hi) in (("train", (0, 16)), ("val", (16, 20))):
+            (root / split / str(c)).mkdir(parents=True)
+            for i in idx[lo:hi]:
+                Image.fromarray(images[i]).save(root / split / str(c) / f"{i}.png")
+    return root
+
+
+def test_space_round_trips_and_contains_mixnet_s():
+    space = SearchSpace()
+    assert len(space.slots()) == 16 and len(space.choices()) == 300
+    arch = space.sample(random.Random(0))
+    assert space.of_config(space.config(arch)) == arch
+    mixnet_s = space.of_config(mixnet.create_model("mixnet_s").config)
+
+    def blocks(config):
+        return [b for stage in config.scaled_stages() for b in expand_rows(stage)]
+
+    assert blocks(space.config(mixnet_s)) == blocks(space.base)
+    with pytest.raises(ValueError, match="not a choice of this space"):
+        space.of_config(
+            mixnet.create_model("mixnet_m")
+            .config.replace(stages=space.base.stages, stem_channels=16)
+            .with_kernels("k13")
+        )
+
+
+def test_arch_files_are_models(tmp_path):
+    space = SearchSpace()
+    config = space.config(space.sample(random.Random(1)))
+    path = save_arch(tmp_path / "found.json", config, meta={"latency_ms": 1.5})
+    name, loaded, meta = load_arch(path)
+    assert loaded == config and meta == {"latency_ms": 1.5} and name == "found"
+    model = mixnet.create_model(str(path), num_classes=7)
+    assert model.config == config and model.pretrained_cfg["architecture"] is None
+    randomize_bn(model).eval()
+    mixnet.save_model(tmp_path / "m.safetensors", model)
+    again, spec = mixnet.load_model(tmp_path / "m.safetensors")
+    x = torch.randn(1, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
+    assert spec.architecture is None and again.config == config
+    (tmp_path / "bad.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="not a mixnet architecture file"):
+        mixnet.create_model(str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match="cannot read architecture file"):
+        mixnet.create_model(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="no published weights"):
+        mixnet.create_model(str(path), pretrained=True)
+
+
+@pytest.mark.parametrize("space", [tiny_space(), SearchSpace()], ids=["tiny", "mixnet_s"])
+def test_supernet_paths_equal_the_extracted_standalone_nets(space):
+    """Sub-kernel and channel sharing: a path's output is the standalone net's with the weights copied out."""
+    torch.manual_seed(0)
+    supernet = randomize_bn(SuperNet(space, 5)).eval()
+    torch.nn.init.normal_(supernet.classifier.weight)  # zero at init: logits would not tell paths apart
+    rng = random.Random(0)
+    x = torch.randn(2, 3, 37, 45)
+    for _ in range(3 if space.skeleton == "tiny" else 1):
+        arch = space.sample(rng)
+        net = supernet.extract(arch).eval()
+        assert isinstance(net, mixnet.MixNet) and net.config == space.config(arch).replace(bn_eps=1e-5)
+        with torch.no_grad():
+            assert (supernet(x, arch) - net(x)).abs().max().item() <= 1e-5
+
+
+def test_supernet_trains_every_part_it_uses():
+    space = tiny_space()
+    supernet = SuperNet(space, 5).train()
+    torch.nn.init.normal_(supernet.classifier.weight)  # zero at init: no gradient would reach the blocks
+    arch = tuple(
+        c for c in [next(c for c in space.choices() if c.se and c.expand == 6 and c.kernels == (3, 5, 7, 9, 11))] * 3
+    )
+    loss = supernet(torch.randn(4, 3, 16, 16), arch).sum()
+    loss.backward()
+    block = supernet.blocks[1]
+    assert block.dw_w.grad.abs().sum() > 0 and block.se_reduce_w.grad.abs().sum() > 0
+    # The corners of the 11x11 superkernel belong to no channel of the first (3x3) group.
+    mid = 8 * 6
+    first = block.dw_w.grad[: mid // 5 + mid % 5]
+    assert first[:, :, 0, 0].abs().sum() == 0 and first[:, :, 5, 5].abs().sum() > 0
+
+
+def _table(space: SearchSpace, **kw) -> LatencyTable:
+    return measure_table(space, img_size=16, batch=1, threads=1, rounds=1, num_classes=5, **kw)
+
+
+def test_latency_table_format_prediction_and_refusal(tmp_path):
+    space = tiny_space(**SMALL)
+    table = _table(space)
+    assert len(table.entries) == 3 and all(len(row) == len(space.choices()) for row in table.entries)
+    assert table.unit == "ms" and table.runtime == "eager" and table.machine["cpu"] == machine()["cpu"]
+    arch = space.sample(random.Random(0))
+    assert table.predict(arch) == pytest.approx(
+        table.fixed_ms + sum(r[choice_key(c)] for r, c in zip(table.entries, arch, strict=True))
+    )
+    assert table.fastest() <= table.predict(arch) <= table.slowest()
+    path = table.save(tmp_path / "t.json")
+    same = load_table(path, expect={"threads": 1, "batch": 1, "img_size": 16})
+    assert same.entries == table.entries and same.fixed_ms == table.fixed_ms
+    with pytest.raises(ValueError, match="threads 1 \\(wanted 2\\)"):
+        load_table(path, expect={"threads": 2})
+    d = json.loads(path.read_text())
+    d["machine"]["cpu"] = "Some Other CPU"
+    (tmp_path / "other.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="another machine.*Some Other CPU"):
+        load_table(tmp_path / "other.json")
+    with pytest.warns(UserWarning, match="off by a large factor"):
+        load_table(tmp_path / "other.json", allow_mismatch=True)
+    d["unit"] = "us"
+    (tmp_path / "us.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="unit 'us'"):
+        load_table(tmp_path / "us.json", allow_mismatch=True)
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a latency table"):
+        load_table(tmp_path / "junk.json")
+
+
+def test_predictor_error_is_reported():
+    space = tiny_space(**SMALL)
+    table = _table(space)
+    result = predictor_error(table, space, n=4, seed=0, rounds=2)
+    assert len(result["measured_ms"]) == len(result["predicted_ms"]) == 4
+    assert all(m > 0 for m in result["measured_ms"]) and math.isfinite(result["mean_abs_error"])
+
+
+def test_objective_and_unreachable_target():
+    soft, hard = Objective(10.0), Objective(10.0, hard=True)
+    assert soft(80.0, 10.0) == 80.0 and soft(80.0, 20.0) == pytest.approx(80.0 * 2**-0.07)
+    assert soft(80.0, 5.0) > 80.0
+    assert hard(80.0, 9.9) == 80.0 and hard(80.0, 10.1) == -math.inf
+    table = LatencyTable("tiny", 16, 1, 1, "eager", True, machine(), 1.0, [{"a": 2.0, "b": 3.0}] * 2)
+    with pytest.raises(ValueError, match="fastest reachable is 5.000 ms"):
+        check_target(table, 4.0)
+    check_target(table, 5.0)
+
+
+def _fake(space: SearchSpace):
+    """A table whose latency counts kernel sizes, and an evaluator that rewards swish (a planted optimum)."""
+    entries = [
+        {choice_key(c): float(sum(c.kernels)) / 10 + c.expand / 10 for c in space.choices()} for _ in space.slots()
+    ]
+    table = LatencyTable("tiny", 16, 1, 1, "eager", True, machine(), 0.5, entries)
+    calls = []
+
+    def evaluate(arch, method):
+        calls.append(arch_key(arch))
+        top1 = 50.0 + 10 * sum(c.swish for c in arch) + sum(c.se or 0 for c in arch)
+        lat = table.predict(arch)
+        return {"arch": arch_key(arch), "top1": top1, "latency_ms": lat, "reward": objective(top1, lat)}
+
+    objective = Objective(2.5, hard=True)
+    return table, objective, evaluate, calls
+
+
+def test_evolution_and_random_search_share_the_budget_and_the_constraint():
+    space = tiny_space(**SMALL)
+    table, objective, evaluate, calls = _fake(space)
+    evolved = evolution_search(space, table, objective, evaluate, population=6, generations=4, seed=0)
+    randoms = random_search(space, table, objective, evaluate, 24, seed=0)
+    assert len(evolved) == len(randoms) == 24
+    assert len({r["arch"] for r in evolved}) == 24 and len({r["arch"] for r in randoms}) == 24
+    assert all(r["latency_ms"] <= 2.5 for r in evolved + randoms)
+    # On a planted objective evolution finds at least what random sampling finds.
+    assert max(r["reward"] for r in evolved) >= max(r["reward"] for r in randoms)
+
+
+def test_supernet_training_resumes_exactly(tmp_path, folder, monkeypatch):
+    from mixnet.search import train as strain
+    from mixnet.train.distributed import DistInfo
+
+    space = tiny_space(**SMALL)
+    splits = strain.build_splits(str(folder), 16, search_fraction=0.25, seed=0, crop_scale=(0.8, 1.0), crop_pct=1.0)
+    assert len(splits.search_val) == 16 and len(splits.train) == 48
+    kw = dict(epochs=2, batch_size=16, lr=0.01, weight_decay=0.0, seed=0, log=lambda *a: None)
+    whole = strain.train_supernet(space, splits, tmp_path / "whole", DistInfo(), **kw)
+
+    real = strain.save_checkpoint
+
+    def save_then_die(path, state):
+        real(path, state)
+        raise KeyboardInterrupt
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "whole").mkdir(exist_ok=True)
+    monkeypatch.setattr(strain, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        strain.train_supernet(space, splits, tmp_path / "broken", DistInfo(), **kw)
+    monkeypatch.undo()
+    resumed = strain.train_supernet(space, splits, tmp_path / "broken", DistInfo(), **kw)
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.slow
+def test_whole_search_runs_and_resumes(tmp_path, folder):
+    """The pipeline end to end on a tiny budget, with a hand-made latency table; a second call redoes nothing."""
+    from mixnet.search.run import SearchConfig, run_search
+
+    space = SearchSpace()
+    entries = [
+        {choice_key(c): 0.1 * sum(c.kernels) / 3 + 0.05 * c.expand for c in space.choices()} for _ in space.slots()
+    ]
+    table = LatencyTable("mixnet_s", 16, 1, 1, "eager", True, machine(), 1.0, entries, num_classes=4)
+    table.save(tmp_path / "table.json")
+    cfg = SearchConfig(
+        data=str(folder),
+        img_size=16,
+        table=str(tmp_path / "table.json"),
+        target_ms=12.0,
+        epochs=1,
+        batch_size=16,
+        population=4,
+        generations=2,
+        search_fraction=0.25,
+        retrain_epochs=1,
+        seeds=(0,),
+        recal_batches=1,
+    )
+    out = tmp_path / "search"
+    lines: list[str] = []
+    result = run_search(cfg, out, log=lines.append)
+    assert result.found["latency_ms"] <= 12.0 and result.random_best["latency_ms"] <= 12.0
+    for name in ("found.json", "random_best.json", "report.md", "pareto.png", "candidates.jsonl", "retrain.jsonl"):
+        assert (out / name).exists(), name
+    candidates = (out / "candidates.jsonl").read_text().splitlines()
+    retrained = (out / "retrain.jsonl").read_text().splitlines()
+    assert len(retrained) == 3 and all(json.loads(r)["status"] == "ok" for r in retrained)
+    report = (out / "report.md").read_text()
+    assert "Did the search win?" in report and "one seed: no spread" in report
+    found = mixnet.create_model(str(out / "found.json"), num_classes=4)
+    assert SearchSpace().of_config(found.config)  # a point of the space
+
+    again = run_search(cfg, out, log=lines.append)
+    assert again.found == result.found
+    assert (out / "candidates.jsonl").read_text().splitlines() == candidates  # nothing re-evaluated
+    assert (out / "retrain.jsonl").read_text().splitlines() == retrained  # nothing retrained
+    with pytest.raises(ValueError, match="holds another search"):
+        run_search(SearchConfig(**{**cfg.__dict__, "population": 5}), out, log=lines.append)
+    with pytest.raises(ValueError, match="fastest reachable"):
+        run_search(SearchConfig(**{**cfg.__dict__, "target_ms": 0.5}), tmp_path / "other", log=lines.append)
