@@ -1,6 +1,7 @@
 """``mixnet search``: the space, architecture files, the latency table and predictor, the supernet's weight
 sharing, the objective, evolution vs random search, resume."""
 
+import csv
 import json
 import math
 import random
@@ -283,3 +284,26 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
         run_search(SearchConfig(**{**cfg.__dict__, "population": 5}), out, log=lines.append)
     with pytest.raises(ValueError, match="fastest reachable"):
         run_search(SearchConfig(**{**cfg.__dict__, "target_ms": 0.5}), tmp_path / "other", log=lines.append)
+
+
+@pytest.mark.slow
+def test_an_architecture_file_trains_exports_and_benchmarks(tmp_path, folder, capsys):
+    from mixnet.cli import main
+
+    space = SearchSpace()
+    config = space.config(space.sample(random.Random(3)))
+    path = str(save_arch(tmp_path / "found.json", config))
+    run = tmp_path / "run"
+    args = ["train", "--arch", path, "--data", str(folder), "--img-size", "16", "--epochs", "1"]
+    assert main([*args, "--batch-size", "16", "--workers", "0", "--out", str(run), "--no-progress"]) == 0
+    model, spec = mixnet.load_model(run / "model.safetensors")
+    assert model.config == config and spec.architecture is None and spec.num_classes == 4
+    assert main(["export", "--model", path, "--img-size", "32", "--format", "onnx", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "model.onnx").is_file()
+    bench = ["bench", "--model", path, "--batch-size", "1", "--img-size", "32", "--rounds", "1", "--no-int8"]
+    assert main([*bench, "--out", str(tmp_path / "bench")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "bench" / "bench.csv")))
+    assert {r["contender"] for r in rows} == {"ours eager", "ours eager (A/A)", "ours optimized", "ours ORT fp32"}
+    capsys.readouterr()
+    assert main(["train", "--arch", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 2
+    assert "cannot read architecture file" in capsys.readouterr().err

@@ -103,7 +103,9 @@ class MixNetConfig:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.dw_split not in SPLITS:
             raise ValueError(f"dw_split must be one of {', '.join(SPLITS)}, got {self.dw_split!r}")
-        if self.head_channels < 0 or self.stem_channels < 1:
+        if (isinstance(self.head_channels, int) and self.head_channels < 0) or (
+            isinstance(self.stem_channels, int) and self.stem_channels < 1
+        ):
             raise ValueError("head_channels must be >= 0 (0: no head conv) and stem_channels >= 1")
         if not self.stages or not all(self.stages):
             raise ValueError("a MixNet needs at least one stage and no empty stage")

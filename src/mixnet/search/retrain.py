@@ -66,7 +66,7 @@ def train_config(cfg, run_dir: Path, seed: int, arch: str | None = None, width: 
     )
 
 
-def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], evolved, randoms, log) -> None:
+def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], log) -> None:
     """Retrains the three nets over the seeds (resumable), measures them, writes the plot and the report."""
     from mixnet.train.loop import train
 
@@ -114,7 +114,6 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
             with open(results_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             log(f"{run}: {row.get('top1', row.get('error'))}")
-    rows = _rows(results_path)
     configs = [
         found_config,
         space.config(archs[result.random_best["arch"]]),
@@ -125,4 +124,4 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
     (out / "final_latency.json").write_text(json.dumps(latency, indent=2) + "\n")
     from mixnet.search.report import write_search_report
 
-    write_search_report(cfg, result, nets, rows, latency, match, evolved, randoms)
+    write_search_report(out)

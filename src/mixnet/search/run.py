@@ -243,7 +243,7 @@ def _search_and_report(cfg, space, splits, supernet, table, target, out: Path, i
     if cfg.retrain_epochs:
         from mixnet.search.retrain import retrain_and_report
 
-        retrain_and_report(cfg, space, result, archs, evolved, randoms, log)
+        retrain_and_report(cfg, space, result, archs, log)
     return result
 
 

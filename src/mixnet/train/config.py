@@ -66,7 +66,7 @@ class TrainConfig:
     model: str = _opt("mixnet_s", f"architecture: {', '.join(list_models())}")
     arch: str | None = _opt(
         None,
-        "architecture file (.json, e.g. from mixnet search) to train instead of the registered --model",
+        "architecture file (.json, e.g. from mixnet search) to train instead of the registered model",
     )
     width_mult: float | None = _opt(None, "override the model's width multiplier (smaller, faster nets)")
     head_channels: int | None = _opt(None, "override the head width (1536 in the paper)")
