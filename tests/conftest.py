@@ -50,6 +50,24 @@ def randomize_bn(
     return model
 
 
+def write_digit_folder(root, classes: int, per_class: tuple[int, int]):
+    """An ImageFolder of real digits (the built-in set) under ``root``: ``per_class`` = (train, val) images."""
+    import numpy as np
+    from PIL import Image
+
+    from mixnet.data import load_digits_arrays
+
+    images, labels = load_digits_arrays()
+    for c in range(classes):
+        idx = np.flatnonzero(labels == c)
+        for split, (lo, hi) in (("train", (0, per_class[0])), ("val", (per_class[0], sum(per_class)))):
+            folder = root / split / f"digit{c}"
+            folder.mkdir(parents=True)
+            for i in idx[lo:hi]:
+                Image.fromarray(images[i]).save(folder / f"{i}.png")
+    return root
+
+
 def tiny_config(width: int = 8, head: int = 32) -> mixnet.MixNetConfig:
     """A two-block MixNet with every feature of the family: MixConv 3/5/7, grouped 1x1s, SE, swish."""
     return mixnet.MixNetConfig.from_strings(

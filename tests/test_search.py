@@ -7,11 +7,9 @@ import math
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from conftest import randomize_bn
-from PIL import Image
+from conftest import randomize_bn, write_digit_folder
 
 import mixnet
 from mixnet.models.arch import expand_rows
@@ -37,17 +35,8 @@ SMALL = dict(kernels=((3,), (3, 5), (3, 5, 7)), expansions=(1, 3), se_ratios=(No
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    from mixnet.data import load_digits_arrays
-
-    root = tmp_path_factory.mktemp("digits4")
-    images, labels = load_digits_arrays()
-    for c in range(4):
-        idx = np.flatnonzero(labels == c)
-        for split, (lo, hi) in (("train", (0, 16)), ("val", (16, 20))):
-            (root / split / str(c)).mkdir(parents=True)
-            for i in idx[lo:hi]:
-                Image.fromarray(images[i]).save(root / split / str(c) / f"{i}.png")
-    return root
+    """A 4-class ImageFolder of real digits (16 train, 4 val per class)."""
+    return write_digit_folder(tmp_path_factory.mktemp("digits4"), 4, (16, 4))
 
 
 def test_space_round_trips_and_contains_mixnet_s():
@@ -67,6 +56,15 @@ def test_space_round_trips_and_contains_mixnet_s():
             .config.replace(stages=space.base.stages, stem_channels=16)
             .with_kernels("k13")
         )
+
+
+def test_other_skeletons():
+    wide = SearchSpace("mixnet_l")  # width 1.3: the stem and the slots are scaled alike
+    net = mixnet.MixNet(wide.config(wide.sample(random.Random(0))), num_classes=3).eval()
+    assert net(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    for name in ("tf_mixnet_s", "mobilenet_v1"):
+        with pytest.raises(ValueError, match=f"{name} cannot be a search skeleton"):
+            SearchSpace(name).check_skeleton()
 
 
 def test_arch_files_are_models(tmp_path):

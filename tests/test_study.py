@@ -5,10 +5,9 @@ import math
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import write_digit_folder
 
 from mixnet.cli import main
 from mixnet.study import builtin_studies, load_study, plan_runs, read_study, run_study, write_report
@@ -23,18 +22,8 @@ TINY_TRAIN = {"epochs": 2, "batch_size": 16, "workers": 0, "threads": 1, "progre
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    """A 4-class ImageFolder of real digits (12 train, 4 val per class)."""
-    from mixnet.data import load_digits_arrays
-
-    root = tmp_path_factory.mktemp("digits4")
-    images, labels = load_digits_arrays()
-    for c in range(4):
-        idx = np.flatnonzero(labels == c)
-        for split, (lo, hi) in (("train", (0, 12)), ("val", (12, 16))):
-            (root / split / str(c)).mkdir(parents=True)
-            for i in idx[lo:hi]:
-                Image.fromarray(images[i]).save(root / split / str(c) / f"{i}.png")
-    return root
+    """A 4-class ImageFolder of real digits (16 train, 4 val per class)."""
+    return write_digit_folder(tmp_path_factory.mktemp("digits4"), 4, (16, 4))
 
 
 def _toml(value) -> str:
@@ -111,6 +100,26 @@ def test_bad_study_file_stops_the_cli_before_anything_trains(tmp_path, folder, c
     assert not (tmp_path / "out").exists()
     assert main(["study", "run", str(tmp_path / "missing.toml")]) == 2
     assert "cannot read study file" in capsys.readouterr().err
+
+
+def test_options_and_folders_are_checked_before_anything_is_written(tmp_path, folder):
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(StudyError, match="has no train or val/ subfolder"):
+        load_study(_write(tmp_path, folder, data=str(tmp_path / "flat")))
+    study = load_study(_write(tmp_path, folder))
+    with pytest.raises(StudyError, match="device 'tpu'"):
+        run_study(study, tmp_path / "out", device="tpu", log=lambda *a: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_torchrun_failures_name_the_exception():
+    from mixnet.study.runner import _root_cause
+
+    output = (
+        "[rank1]:   File x.py, line 3\n[rank1]: mixnet.io.files.CheckpointError: checkpoint 'a.pth' is damaged\n"
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n====\nRoot Cause\n"
+    )
+    assert _root_cause(output) == "mixnet.io.files.CheckpointError: checkpoint 'a.pth' is damaged"
 
 
 def test_yaml_and_toml_give_the_same_study(tmp_path, folder):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_digit_folder
 from PIL import Image
 from safetensors import safe_open
 
@@ -29,28 +30,14 @@ from mixnet.train.engine import NonFiniteLossError
 TINY = {"model": "mixnet_s", "width_mult": 0.25, "head_channels": 32, "img_size": 16}
 
 
-def _write_folder(root: Path, classes: int, per_class: tuple[int, int]) -> Path:
-    from mixnet.data import load_digits_arrays
-
-    images, labels = load_digits_arrays()
-    for c in range(classes):
-        idx = np.flatnonzero(labels == c)
-        for split, (lo, hi) in (("train", (0, per_class[0])), ("val", (per_class[0], sum(per_class)))):
-            folder = root / split / f"digit{c}"
-            folder.mkdir(parents=True)
-            for i in idx[lo:hi]:
-                Image.fromarray(images[i]).save(folder / f"{i}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def digits10(tmp_path_factory) -> Path:
-    return _write_folder(tmp_path_factory.mktemp("digits10"), 10, (16, 4))
+    return write_digit_folder(tmp_path_factory.mktemp("digits10"), 10, (16, 4))
 
 
 @pytest.fixture(scope="module")
 def digits5(tmp_path_factory) -> Path:
-    return _write_folder(tmp_path_factory.mktemp("digits5"), 5, (8, 2))
+    return write_digit_folder(tmp_path_factory.mktemp("digits5"), 5, (8, 2))
 
 
 def _config(data: Path, out: Path, **kw) -> TrainConfig:

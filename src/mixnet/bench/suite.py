@@ -107,71 +107,45 @@ def inference_contenders(
     """Every inference contender for one model and batch size, all computing the same function.
 
     Our model gets timm's (random) weights through :func:`mixnet.io.convert.from_timm`, so every fp32
-    contender must give the same logits; :func:`bench_inference` checks that before timing. Exports
-    are cached in ``workdir`` per model and resolution.
+    contender must give the same logits; :func:`bench_inference` checks that before timing. An
+    architecture file (``.json``) has no timm counterpart: its contenders are ours alone, with an A/A pair
+    of ours eager. Exports are cached in ``workdir`` per model and resolution.
     """
     _need("onnxruntime")
     from mixnet.deploy.export import to_onnx
     from mixnet.deploy.optimize import optimize_for_inference
     from mixnet.io.convert import from_timm
 
-    if is_arch_file(name):  # an architecture file (e.g. from mixnet search): no timm counterpart
-        return _own_contenders(name, batch, img_size, threads, workdir, int8=int8)
-    timm = _need("timm")
-
     # Weights depend on the seed alone (not on the batch size), so the exports cached in ``workdir`` by
     # the first batch size hold the same weights as the models built for the next one.
     torch.manual_seed(0)
-    ref = timm.create_model(name).eval()
-    ref_cl = timm.create_model(name).eval().to(memory_format=torch.channels_last)
-    ref_cl.load_state_dict(ref.state_dict())
-    ours = create_model(name).eval()
-    ours.load_state_dict(from_timm(ref.state_dict()))
     x = torch.randn(batch, 3, img_size, img_size, generator=torch.Generator().manual_seed(1))
-    onnx_dir = workdir / f"{name}-{img_size}px"
-    timm_onnx, ours_onnx, int8_onnx = (onnx_dir / f for f in ("timm.onnx", "ours.onnx", "ours.int8.onnx"))
-    if not timm_onnx.exists():
-        to_onnx(ref, timm_onnx, img_size=img_size, optimize=False, threads=threads)
-    if not ours_onnx.exists():
-        to_onnx(ours, ours_onnx, img_size=img_size, optimize=True, threads=threads)
-    out = {
-        "timm eager": _torch_runner(ref, x),
-        "timm eager (A/A)": _torch_runner(ref, x),
-        "timm eager channels_last": _torch_runner(ref_cl, x, torch.channels_last),
-        "timm ORT": _ort_runner(timm_onnx, x, threads),
-        "ours eager": _torch_runner(ours, x),
-        "ours optimized": _torch_runner(optimize_for_inference(ours, img_size=img_size), x),
-        "ours ORT fp32": _ort_runner(ours_onnx, x, threads),
-    }
-    if int8:
-        from mixnet.deploy.quantize import quantize_onnx
-
-        if not int8_onnx.exists():
-            quantize_onnx(ours_onnx, int8_onnx, calibration=_calibration_batches(img_size))
-        out["ours ORT int8"] = _ort_runner(int8_onnx, x, threads)
-    return out
-
-
-def _own_contenders(
-    name: str, batch: int, img_size: int, threads: int, workdir: Path, *, int8: bool
-) -> dict[str, Callable[[], torch.Tensor]]:
-    """Our contenders alone, for an architecture file (the base is ours eager)."""
-    from mixnet.deploy.export import to_onnx
-    from mixnet.deploy.optimize import optimize_for_inference
-
-    torch.manual_seed(0)
-    ours = create_model(name).eval()
-    x = torch.randn(batch, 3, img_size, img_size, generator=torch.Generator().manual_seed(1))
-    onnx_dir = workdir / f"{Path(name).stem}-{img_size}px"
+    out: dict[str, Callable[[], torch.Tensor]] = {}
+    if is_arch_file(name):  # an architecture file (e.g. from mixnet search): no timm counterpart
+        ours = create_model(name).eval()
+        onnx_dir = workdir / f"{Path(name).stem}-{img_size}px"
+        out["ours eager (A/A)"] = _torch_runner(ours, x)
+    else:
+        timm = _need("timm")
+        ref = timm.create_model(name).eval()
+        ref_cl = timm.create_model(name).eval().to(memory_format=torch.channels_last)
+        ref_cl.load_state_dict(ref.state_dict())
+        ours = create_model(name).eval()
+        ours.load_state_dict(from_timm(ref.state_dict()))
+        onnx_dir = workdir / f"{name}-{img_size}px"
+        timm_onnx = onnx_dir / "timm.onnx"
+        if not timm_onnx.exists():
+            to_onnx(ref, timm_onnx, img_size=img_size, optimize=False, threads=threads)
+        out["timm eager"] = _torch_runner(ref, x)
+        out["timm eager (A/A)"] = _torch_runner(ref, x)
+        out["timm eager channels_last"] = _torch_runner(ref_cl, x, torch.channels_last)
+        out["timm ORT"] = _ort_runner(timm_onnx, x, threads)
     ours_onnx, int8_onnx = onnx_dir / "ours.onnx", onnx_dir / "ours.int8.onnx"
     if not ours_onnx.exists():
         to_onnx(ours, ours_onnx, img_size=img_size, optimize=True, threads=threads)
-    out = {
-        "ours eager": _torch_runner(ours, x),
-        "ours eager (A/A)": _torch_runner(ours, x),
-        "ours optimized": _torch_runner(optimize_for_inference(ours, img_size=img_size), x),
-        "ours ORT fp32": _ort_runner(ours_onnx, x, threads),
-    }
+    out["ours eager"] = _torch_runner(ours, x)
+    out["ours optimized"] = _torch_runner(optimize_for_inference(ours, img_size=img_size), x)
+    out["ours ORT fp32"] = _ort_runner(ours_onnx, x, threads)
     if int8:
         from mixnet.deploy.quantize import quantize_onnx
 

@@ -20,6 +20,7 @@ def _table(args: argparse.Namespace) -> int:
     from mixnet.search.space import SearchSpace
 
     space = SearchSpace(args.skeleton)
+    space.check_skeleton()
     out = Path(args.out)
     table = measure_table(
         space,
@@ -122,7 +123,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--target-fraction",
         type=float,
         default=None,
-        help="target as a fraction of the skeleton's measured latency (0.5)",
+        help="target as a fraction of the skeleton's latency as the table predicts it (0.5)",
     )
     s.add_argument(
         "--soft", action="store_true", help="MnasNet's soft reward ACC x (LAT/T)^-0.07 instead of a hard limit"

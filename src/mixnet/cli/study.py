@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 
 from mixnet.cli import options
+from mixnet.runtime import AMP_MODES
 
 _IMAGES_HELP = "training images per epoch for the cost estimate (default: counted; ImageNet-1k has 1,281,167)"
 
@@ -81,7 +82,7 @@ def _show(args: argparse.Namespace) -> int:
     from mixnet.study import builtin_studies, builtin_text
 
     study = _load(args, check_data=False)
-    if args.study in builtin_studies() and not Path(args.study).exists():
+    if args.study in builtin_studies() and not Path(args.study).is_file():
         print(builtin_text(args.study).rstrip() + "\n")
     _describe(study, args.images)
     return 0
@@ -141,12 +142,15 @@ def _run_jobs(args: argparse.Namespace, study) -> int:
         base += ["--out", str(out)]
     import torch
 
-    gpus = torch.cuda.device_count() if args.device in (None, "auto", "cuda") else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    per_shard = args.nproc_per_node
+    split_gpus = args.device in (None, "auto", "cuda") and devices and len(devices) >= args.jobs * per_shard
     procs = []
     for k in range(args.jobs):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each shard's lines reach the log as they happen
-        if gpus >= args.jobs:  # one GPU per shard
-            env["CUDA_VISIBLE_DEVICES"] = str(k)
+        if split_gpus:  # each shard its own GPUs, out of those this process may use
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(devices[k * per_shard : (k + 1) * per_shard])
         cmd = [sys.executable, "-m", "mixnet.cli", *base, "--shard", f"{k}/{args.jobs}"]
         procs.append(subprocess.Popen(cmd, env=env))
     codes = [p.wait() for p in procs]
@@ -215,7 +219,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--device", default=None, help="training device: auto, cpu, cuda, cuda:1 (default: auto)")
     run.add_argument("--workers", type=int, default=None, help="data loader workers per run (default: the study's)")
     run.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: the study's)")
-    run.add_argument("--amp", default=None, help="mixed precision: auto, none, bf16, fp16 (default: the study's)")
+    run.add_argument(
+        "--amp", default=None, choices=AMP_MODES, help="mixed precision: auto, none, bf16, fp16 (default: the study's)"
+    )
     options.add_progress(run)
     run.set_defaults(func=_run)
     report = s.add_parser("report", help="rewrite the tables, plots and report of a study folder")

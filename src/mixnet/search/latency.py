@@ -44,19 +44,12 @@ def choice_key(c: BlockChoice) -> str:
 
 
 def machine() -> dict[str, str]:
-    """The CPU, core count and library versions a table is measured with."""
-    import os
-    import platform
+    """The CPU, core count and library versions a table is measured with (the bench harness's record)."""
+    from mixnet.bench.suite import machine_info
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": str(os.cpu_count()), "torch": torch.__version__}
+    info = machine_info(threads=torch.get_num_threads())
+    info.pop("threads")  # the table's own ``threads`` field is the setting that counts
+    return info
 
 
 @dataclass

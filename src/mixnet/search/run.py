@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
     info = init_distributed(cfg.device)
     try:
         space = SearchSpace(cfg.skeleton)
+        space.check_skeleton()  # before anything is measured or trained
         if info.is_main:
             prepare(cfg, out)
         splits = build_splits(
@@ -176,6 +178,9 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             return None
     finally:
         cleanup_distributed(info)
+    # Rank 0 goes on alone: the retraining must not try to join the process group the others left.
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        os.environ.pop(key, None)
     return _search_and_report(cfg, space, splits, supernet, table, target, out, info, log)
 
 

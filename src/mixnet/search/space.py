@@ -129,8 +129,26 @@ class SearchSpace:
             )
         it = iter(arch)
         stages = tuple(tuple(next(it).block(slot) for slot in slots) for slots in stage_slots)
-        # The skeleton's width multiplier is already in the slots' widths.
-        return dataclasses.replace(self.base, stages=stages, width_mult=1.0, depth_mult=1.0)
+        # The skeleton's multipliers are already in the slots' widths, the stem's and the head's.
+        base = self.base
+        return dataclasses.replace(
+            base,
+            stages=stages,
+            stem_channels=base.scaled_stem_channels,
+            head_channels=base.scaled_head_channels,
+            scale_head=False,
+            width_mult=1.0,
+            depth_mult=1.0,
+        )
+
+    def check_skeleton(self) -> None:
+        """Raises ValueError unless the skeleton can carry a supernet: symmetric padding and a head conv."""
+        base = self.base
+        if base.padding != "symmetric" or not base.head_channels:
+            raise ValueError(
+                f"{self.skeleton} cannot be a search skeleton: it needs symmetric padding and a head conv "
+                f"(it has {base.padding} padding and head width {base.head_channels})"
+            )
 
     def of_config(self, config: MixNetConfig) -> Arch:
         """The choices that give ``config`` (the inverse of :meth:`config`).

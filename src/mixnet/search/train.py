@@ -47,7 +47,13 @@ def build_splits(data: str, img_size: int, *, search_fraction: float, seed: int,
     train_tf = train_transform(img_size, hflip=0.0, scale=tuple(crop_scale))
     eval_tf = eval_transform(img_size, crop_pct=crop_pct)
     train_ds, val_ds, names = build_datasets(data, train_tf=train_tf, val_tf=eval_tf, seed=seed)
-    train_eval_ds, _, _ = build_datasets(data, train_tf=eval_tf, val_tf=eval_tf, seed=seed, verify=False)
+    # The same files in the same order: leave out unopened what the first pass found unreadable.
+    skipped = dict(getattr(train_ds, "skipped", []) + getattr(val_ds, "skipped", []))
+    train_eval_ds, _, _ = build_datasets(
+        data, train_tf=eval_tf, val_tf=eval_tf, seed=seed, verify=False, exclude=skipped or None
+    )
+    if len(train_eval_ds) != len(train_ds):
+        raise ValueError(f"{data}: the training images changed while the search read them; run it again")
     order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(seed)).tolist()
     n_search = max(1, int(len(order) * search_fraction))
     held, rest = sorted(order[:n_search]), sorted(order[n_search:])

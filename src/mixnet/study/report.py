@@ -62,7 +62,7 @@ def curves(summary: Sequence[dict]) -> dict[tuple[str, tuple[str, str, bool]], l
             row["macs_m"],
             row["macs_imagenet_m"],
         )
-        if spec.kernels == (3,):
+        if spec == KernelSpec((3,)):
             plain3[row["model"]] = point
             out.setdefault((row["model"], ("single", "equal", False)), []).append(point)
             continue

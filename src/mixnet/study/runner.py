@@ -48,6 +48,11 @@ class RunPlan:
     other_shards: int
 
 
+def rows_failed(out: Path) -> set[str]:
+    """Run ids whose latest row is a failure."""
+    return {run for run, row in read_rows(out).items() if row.get("status") == "failed"}
+
+
 def check_shard(shard: tuple[int, int]) -> None:
     """Raises ValueError unless ``shard`` is (k, n) with 0 <= k < n."""
     k, n = shard
@@ -161,8 +166,9 @@ def train_with_torchrun(config, nproc_per_node: int) -> dict:
 
 def _root_cause(output: str) -> str:
     """The exception a failed torchrun's processes raised (the last ``...Error: ...`` line), else its last lines."""
-    errors = re.findall(r"^(?:\[rank\d+\]:\s*)?(\w+(?:Error|Exception|Interrupt)\b.*)$", output, flags=re.M)
-    errors = [e for e in errors if not e.startswith("ChildFailedError")]
+    pattern = r"^(?:\[rank\d+\]:\s*)?((?:\w+\.)*\w+(?:Error|Exception|Interrupt)\b.*)$"
+    errors = re.findall(pattern, output, flags=re.M)
+    errors = [e for e in errors if "ChildFailedError" not in e]
     return errors[-1] if errors else " | ".join(output.strip().splitlines()[-3:])
 
 
@@ -225,7 +231,18 @@ def run_study(
     out = Path(out)
     if nproc_per_node < 1:
         raise ValueError(f"nproc_per_node must be >= 1, got {nproc_per_node}")
+    try:  # options given for every run (device, amp, ...) are checked before anything is written
+        study.train_config(study.runs()[0], out / "runs" / "check", **train_options)
+    except ValueError as e:
+        raise StudyError(f"{study.source or study.name}: {e}") from None
     prepare_folder(study, out)
+    if retry_failed:  # a retried failure starts over; its last checkpoint is kept beside, not deleted
+        check_shard(shard)
+        mine = {v.run_id for i, v in enumerate(study.runs()) if i % shard[1] == shard[0]}
+        for run_id in rows_failed(out) & mine:
+            checkpoint = out / "runs" / run_id / "last.pth"
+            if checkpoint.exists():
+                checkpoint.replace(checkpoint.with_name("last.failed.pth"))
     plan = plan_runs(study, out, shard, retry_failed)
     results = out / results_name(shard)
     log(

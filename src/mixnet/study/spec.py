@@ -209,7 +209,7 @@ def load_study(name_or_path: str | Path, overrides: dict | None = None, *, check
     """
     text_name = str(name_or_path)
     path = Path(text_name)
-    if path.suffix.lower() in (".toml", ".yaml", ".yml") or path.exists():
+    if path.suffix.lower() in (".toml", ".yaml", ".yml") or path.is_file():
         try:
             text = path.read_text()
         except OSError as e:
@@ -293,6 +293,9 @@ def validate(study: Study, *, check_data: bool = True) -> None:
             src,
             f"data {study.data!r} is neither a folder nor a built-in data set ({', '.join(BUILTIN_DATA)})",
         )
+        if study.data not in BUILTIN_DATA:
+            missing = [split for split in ("train", "val") if not (Path(study.data) / split).is_dir()]
+            _need(not missing, src, f"data folder {study.data!r} has no {' or '.join(missing)}/ subfolder")
     for variant in study.architectures():
         try:
             study.train_config(variant, "unused")
