@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from mixnet.layers.mixconv import split_channels
-from mixnet.models.arch import expand_rows
+from mixnet.models.arch import BlockArgs, expand_rows
 from mixnet.models.archfile import is_arch_file, load_arch
 from mixnet.models.configs import KernelSpec, MixNetConfig
 from mixnet.models.registry import resolve_config
@@ -64,6 +64,34 @@ class Complexity:
             self.by_kind["act"] += c * hw
 
 
+def count_block(c: Complexity, b: BlockArgs, h: int, w: int, config: MixNetConfig) -> tuple[int, int]:
+    """Adds one block (input ``h`` x ``w``) to ``c``; returns its output size."""
+    hw_in = h * w
+    mid = b.mid_channels
+    if b.expand_ratio != 1:
+        g = b.expand_groups
+        c._conv(split_channels(b.in_channels, g), split_channels(mid, g), [1] * g, hw_in, depthwise=False)
+        c._bn_act(mid, hw_in)
+    h, w = math.ceil(h / b.stride), math.ceil(w / b.stride)
+    splits = split_channels(mid, len(b.kernel_sizes), config.dw_split)
+    kernels = [3 if config.dw_dilated and k > 3 else k for k in b.kernel_sizes]  # dilated: 3x3 weights
+    c._conv(splits, splits, kernels, h * w, depthwise=True)
+    c._bn_act(mid, h * w)
+    if b.se_ratio:
+        c.by_kind["other"] += mid * h * w  # pool
+        c._conv([mid], [b.se_channels], [1], 1, depthwise=False, bias=True)
+        c.by_kind["act"] += b.se_channels
+        c._conv([b.se_channels], [mid], [1], 1, depthwise=False, bias=True)
+        c.by_kind["act"] += mid  # sigmoid
+        c.by_kind["other"] += mid * h * w  # gate
+    g = b.project_groups
+    c._conv(split_channels(mid, g), split_channels(b.out_channels, g), [1] * g, h * w, depthwise=False)
+    c._bn_act(b.out_channels, h * w, act=b.project_act)
+    if b.skip and b.stride == 1 and b.in_channels == b.out_channels:
+        c.by_kind["other"] += b.out_channels * h * w
+    return h, w
+
+
 def config_complexity(
     config: MixNetConfig,
     img_size: int | tuple[int, int] = 224,
@@ -80,29 +108,7 @@ def config_complexity(
     c._bn_act(stem, h * w)
     for stage in config.scaled_stages():
         for b in expand_rows(stage):
-            hw_in = h * w
-            mid = b.mid_channels
-            if b.expand_ratio != 1:
-                g = b.expand_groups
-                c._conv(split_channels(b.in_channels, g), split_channels(mid, g), [1] * g, hw_in, depthwise=False)
-                c._bn_act(mid, hw_in)
-            h, w = math.ceil(h / b.stride), math.ceil(w / b.stride)
-            splits = split_channels(mid, len(b.kernel_sizes), config.dw_split)
-            kernels = [3 if config.dw_dilated and k > 3 else k for k in b.kernel_sizes]  # dilated: 3x3 weights
-            c._conv(splits, splits, kernels, h * w, depthwise=True)
-            c._bn_act(mid, h * w)
-            if b.se_ratio:
-                c.by_kind["other"] += mid * h * w  # pool
-                c._conv([mid], [b.se_channels], [1], 1, depthwise=False, bias=True)
-                c.by_kind["act"] += b.se_channels
-                c._conv([b.se_channels], [mid], [1], 1, depthwise=False, bias=True)
-                c.by_kind["act"] += mid  # sigmoid
-                c.by_kind["other"] += mid * h * w  # gate
-            g = b.project_groups
-            c._conv(split_channels(mid, g), split_channels(b.out_channels, g), [1] * g, h * w, depthwise=False)
-            c._bn_act(b.out_channels, h * w, act=b.project_act)
-            if b.skip and b.stride == 1 and b.in_channels == b.out_channels:
-                c.by_kind["other"] += b.out_channels * h * w
+            h, w = count_block(c, b, h, w, config)
     if features_only:
         return c
     last = config.scaled_stages()[-1][-1].out_channels
