@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,7 +212,7 @@ def _search_and_report(cfg, space, splits, supernet, table, target, out: Path, i
     device = info.device
     supernet.eval()
     recal = DataLoader(
-        splits.recal, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed)
+        splits.train, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed)
     )
     val = DataLoader(splits.search_val, batch_size=256)
     objective = Objective(target, cfg.w, cfg.hard)
@@ -263,8 +262,3 @@ def _archs_by_key(space: SearchSpace, keys) -> dict[str, Arch]:
     for key in keys:
         by_key[key] = tuple(lookup[k] for k in key.split("|"))
     return by_key
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0

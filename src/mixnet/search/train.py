@@ -32,8 +32,7 @@ class Splits:
     """The data of a search: supernet training images, the held-out images that rank candidates, and the
     final validation images (used only to evaluate retrained nets)."""
 
-    train: Dataset  # train transform, the supernet's share of the train split
-    recal: Dataset  # train transform, the same images (BN recalibration batches)
+    train: Dataset  # train transform, the supernet's share of the train split (also BN recalibration)
     search_val: Dataset  # eval transform, held out from the train split
     val: Dataset  # eval transform, the data's own val split
     class_names: list[str]
@@ -57,7 +56,7 @@ def build_splits(data: str, img_size: int, *, search_fraction: float, seed: int,
     order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(seed)).tolist()
     n_search = max(1, int(len(order) * search_fraction))
     held, rest = sorted(order[:n_search]), sorted(order[n_search:])
-    return Splits(Subset(train_ds, rest), Subset(train_ds, rest), Subset(train_eval_ds, held), val_ds, names)
+    return Splits(Subset(train_ds, rest), Subset(train_eval_ds, held), val_ds, names)
 
 
 def path_of_step(space: SearchSpace, seed: int, step: int):
