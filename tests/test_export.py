@@ -87,6 +87,20 @@ def test_torchscript_and_torch_export_round_trip(tmp_path):
             program(torch.randn(2, 3, SIZE + 1, SIZE + 1))
 
 
+def test_a_channels_last_model_exports(tmp_path):
+    """A model kept in channels_last (as for training) exports and matches; ``torch.export`` failed on
+    this net when its weights mixed the two layouts."""
+    cfg = mixnet.MixNetConfig.from_strings(
+        [["r1_k3_a1_p1_s11_e1_i8_o8"], ["r1_k3_a1_p1.1_s22_e3_i8_o16_se0.5", "r1_k3.5_a1.1_p1_s11_e3_i16_o16_sw"]],
+        stem_channels=8,
+        head_channels=32,
+    )
+    model = mixnet.MixNet(cfg, num_classes=5).eval().to(memory_format=torch.channels_last)
+    for optimize in (True, False):
+        result = to_onnx(model, tmp_path / f"cl{optimize}.onnx", img_size=16, optimize=optimize)
+        assert result.max_abs_diff < 1e-4
+
+
 @pytest.mark.slow
 def test_failed_check_raises_and_leaves_no_file(tmp_path):
     model = mixnet.create_model("mixnet_s").eval()

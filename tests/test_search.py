@@ -16,7 +16,7 @@ from mixnet.models.arch import expand_rows
 from mixnet.models.archfile import load_arch, save_arch
 from mixnet.search.evolve import Objective, arch_key, check_target, evolution_search, random_search
 from mixnet.search.latency import LatencyTable, choice_key, load_table, machine, measure_table, predictor_error
-from mixnet.search.space import SearchSpace
+from mixnet.search.space import SKIP, SearchSpace
 from mixnet.search.supernet import SuperNet
 
 TINY = mixnet.MixNetConfig.from_strings(
@@ -58,6 +58,43 @@ def test_space_round_trips_and_contains_mixnet_s():
         )
 
 
+def test_elastic_depth_leaves_out_blocks():
+    """Elastic depth: any block but a stage's first may be left out; the net has the blocks kept, in order."""
+    space = SearchSpace(elastic_depth=True)
+    per_stage = [len(s) for s in space.stage_slots()]
+    firsts = {sum(per_stage[:i]) for i in range(len(per_stage))}
+    assert [i for i, ok in enumerate(space.skippable()) if not ok] == sorted(firsts)
+    assert space.size() == 300 ** len(firsts) * 301 ** (16 - len(firsts))
+    assert SKIP not in space.choices() and SearchSpace().size() == 300**16
+    rng = random.Random(0)
+    archs = [space.sample(rng) for _ in range(20)]
+    assert any(c.is_skip for a in archs for c in a)
+    for arch in archs:
+        config = space.config(arch)
+        assert len([b for st in config.scaled_stages() for b in expand_rows(st)]) == sum(not c.is_skip for c in arch)
+        assert space.of_config(config) == arch  # samples are canonical: left-out blocks last in their stage
+    late = list(archs[0])
+    late[4], late[5] = SKIP, space.choices()[7]  # stage 2 (positions 3-6): its second left out, third kept
+    late = tuple(late)
+    canon = space.canonical(late)
+    assert canon[4] == space.choices()[7] and canon != late and space.config(late) == space.config(canon)
+    with pytest.raises(ValueError, match="must keep"):
+        space.config((SKIP,) + archs[0][1:])
+    with pytest.raises(ValueError, match="a stage of 1 blocks"):
+        SearchSpace().of_config(
+            space.config(tuple(SKIP if ok else c for c, ok in zip(archs[0], space.skippable(), strict=True)))
+        )
+    table = measure_table(space, runtime="macs", img_size=32, num_classes=4)
+    from mixnet.models.complexity import config_complexity
+
+    for arch in archs[:5]:
+        counted = config_complexity(space.config(arch), 32, num_classes=4).macs / 1e6
+        assert table.predict(arch) == pytest.approx(counted, rel=1e-6)
+    assert table.elastic_depth and all(
+        ("skip" in row) == ok for row, ok in zip(table.entries, space.skippable(), strict=True)
+    )
+
+
 def test_other_skeletons():
     wide = SearchSpace("mixnet_l")  # width 1.3: the stem and the slots are scaled alike
     net = mixnet.MixNet(wide.config(wide.sample(random.Random(0))), num_classes=3).eval()
@@ -70,9 +107,9 @@ def test_other_skeletons():
 def test_arch_files_are_models(tmp_path):
     space = SearchSpace()
     config = space.config(space.sample(random.Random(1)))
-    path = save_arch(tmp_path / "found.json", config, meta={"latency_ms": 1.5})
+    path = save_arch(tmp_path / "found.json", config, meta={"latency": 1.5})
     name, loaded, meta = load_arch(path)
-    assert loaded == config and meta == {"latency_ms": 1.5} and name == "found"
+    assert loaded == config and meta == {"latency": 1.5} and name == "found"
     model = mixnet.create_model(str(path), num_classes=7)
     assert model.config == config and model.pretrained_cfg["architecture"] is None
     randomize_bn(model).eval()
@@ -91,7 +128,11 @@ def test_arch_files_are_models(tmp_path):
         mixnet.create_model(str(path), pretrained=True)
 
 
-@pytest.mark.parametrize("space", [tiny_space(), SearchSpace()], ids=["tiny", "mixnet_s"])
+@pytest.mark.parametrize(
+    "space",
+    [tiny_space(), SearchSpace(), SearchSpace(elastic_depth=True)],
+    ids=["tiny", "mixnet_s", "mixnet_s-elastic"],
+)
 def test_supernet_paths_equal_the_extracted_standalone_nets(space):
     """Sub-kernel and channel sharing: a path's output is the standalone net's with the weights copied out."""
     torch.manual_seed(0)
@@ -99,8 +140,10 @@ def test_supernet_paths_equal_the_extracted_standalone_nets(space):
     torch.nn.init.normal_(supernet.classifier.weight)  # zero at init: logits would not tell paths apart
     rng = random.Random(0)
     x = torch.randn(2, 3, 37, 45)
-    for _ in range(3 if space.skeleton == "tiny" else 1):
-        arch = space.sample(rng)
+    archs = [space.sample(rng) for _ in range(3 if space.skeleton == "tiny" else 1)]
+    if space.elastic_depth:  # every stage at its shallowest: the kept first blocks use the first positions
+        archs = [tuple(SKIP if ok else c for c, ok in zip(archs[0], space.skippable(), strict=True))]
+    for arch in archs:
         net = supernet.extract(arch).eval()
         assert isinstance(net, mixnet.MixNet) and net.config == space.config(arch).replace(bn_eps=1e-5)
         with torch.no_grad():
@@ -135,12 +178,12 @@ def test_latency_table_format_prediction_and_refusal(tmp_path):
     assert table.unit == "ms" and table.runtime == "eager" and table.machine["cpu"] == machine()["cpu"]
     arch = space.sample(random.Random(0))
     assert table.predict(arch) == pytest.approx(
-        table.fixed_ms + sum(r[choice_key(c)] for r, c in zip(table.entries, arch, strict=True))
+        table.fixed + sum(r[choice_key(c)] for r, c in zip(table.entries, arch, strict=True))
     )
     assert table.fastest() <= table.predict(arch) <= table.slowest()
     path = table.save(tmp_path / "t.json")
     same = load_table(path, expect={"threads": 1, "batch": 1, "img_size": 16})
-    assert same.entries == table.entries and same.fixed_ms == table.fixed_ms
+    assert same.entries == table.entries and same.fixed == table.fixed
     with pytest.raises(ValueError, match="threads 1 \\(wanted 2\\)"):
         load_table(path, expect={"threads": 2})
     d = json.loads(path.read_text())
@@ -159,12 +202,51 @@ def test_latency_table_format_prediction_and_refusal(tmp_path):
         load_table(tmp_path / "junk.json")
 
 
+def test_macs_table_is_exact_and_machine_free(tmp_path):
+    """The FLOPs proxy: a net's predicted MMACs equal the counted MACs of the whole net it builds."""
+    from mixnet.models.complexity import config_complexity
+
+    space = tiny_space(**SMALL)
+    table = measure_table(space, runtime="macs", img_size=16, num_classes=5)
+    assert table.unit == "MMAC" and not table.measured
+    rng = random.Random(3)
+    for arch in [space.sample(rng) for _ in range(5)]:
+        counted = config_complexity(space.config(arch), 16, num_classes=5).macs / 1e6
+        assert table.predict(arch) == pytest.approx(counted, rel=1e-6)
+    d = json.loads(table.save(tmp_path / "macs.json").read_text())
+    d["machine"]["cpu"] = "Some Other CPU"  # counts do not depend on the machine, the threads or the batch
+    (tmp_path / "macs.json").write_text(json.dumps(d))
+    assert load_table(tmp_path / "macs.json", expect={"threads": 4, "batch": 8, "img_size": 16}).entries
+    with pytest.raises(ValueError, match="img_size 16 \\(wanted 32\\)"):
+        load_table(tmp_path / "macs.json", expect={"img_size": 32})
+    with pytest.raises(ValueError, match="runtime 'macs' \\(wanted 'eager'\\)"):
+        load_table(tmp_path / "macs.json", expect={"runtime": "eager"})
+    d["unit"] = "ms"
+    (tmp_path / "macs.json").write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="expected 'MMAC' for runtime 'macs'"):
+        load_table(tmp_path / "macs.json")
+    with pytest.raises(ValueError, match="unknown latency runtime 'tflite'"):
+        measure_table(space, runtime="tflite")
+
+
+@pytest.mark.parametrize("runtime", ["optimized", "ort"])
+def test_deployed_runtimes_are_tabled_and_checked(runtime):
+    """Tables of the inference rewrite and of ONNX Runtime: every entry timed, whole nets measured alike."""
+    space = tiny_space(kernels=((3,), (3, 5)), expansions=(1, 3), se_ratios=(None,), swish=(False,), groups=(1,))
+    table = _table(space, runtime=runtime)
+    assert table.runtime == runtime and table.unit == "ms"
+    assert all(len(row) == len(space.choices()) and min(row.values()) > 0 for row in table.entries)
+    result = predictor_error(table, space, n=3, seed=0, rounds=2)
+    assert result["runtime"] == runtime and all(m > 0 for m in result["measured"])
+    assert math.isfinite(result["mean_abs_error"])
+
+
 def test_predictor_error_is_reported():
     space = tiny_space(**SMALL)
     table = _table(space)
     result = predictor_error(table, space, n=4, seed=0, rounds=2)
-    assert len(result["measured_ms"]) == len(result["predicted_ms"]) == 4
-    assert all(m > 0 for m in result["measured_ms"]) and math.isfinite(result["mean_abs_error"])
+    assert len(result["measured"]) == len(result["predicted"]) == 4
+    assert all(m > 0 for m in result["measured"]) and math.isfinite(result["mean_abs_error"])
 
 
 def test_objective_and_unreachable_target():
@@ -190,7 +272,7 @@ def _fake(space: SearchSpace):
         calls.append(arch_key(arch))
         top1 = 50.0 + 10 * sum(c.swish for c in arch) + sum(c.se or 0 for c in arch)
         lat = table.predict(arch)
-        return {"arch": arch_key(arch), "top1": top1, "latency_ms": lat, "reward": objective(top1, lat)}
+        return {"arch": arch_key(arch), "top1": top1, "latency": lat, "reward": objective(top1, lat)}
 
     objective = Objective(2.5, hard=True)
     return table, objective, evaluate, calls
@@ -203,7 +285,7 @@ def test_evolution_and_random_search_share_the_budget_and_the_constraint():
     randoms = random_search(space, table, objective, evaluate, 24, seed=0)
     assert len(evolved) == len(randoms) == 24
     assert len({r["arch"] for r in evolved}) == 24 and len({r["arch"] for r in randoms}) == 24
-    assert all(r["latency_ms"] <= 2.5 for r in evolved + randoms)
+    assert all(r["latency"] <= 2.5 for r in evolved + randoms)
     # On a planted objective evolution finds at least what random sampling finds.
     assert max(r["reward"] for r in evolved) >= max(r["reward"] for r in randoms)
 
@@ -250,7 +332,7 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
         data=str(folder),
         img_size=16,
         table=str(tmp_path / "table.json"),
-        target_ms=12.0,
+        target=12.0,
         epochs=1,
         batch_size=16,
         population=4,
@@ -263,7 +345,7 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
     out = tmp_path / "search"
     lines: list[str] = []
     result = run_search(cfg, out, log=lines.append)
-    assert result.found["latency_ms"] <= 12.0 and result.random_best["latency_ms"] <= 12.0
+    assert result.found["latency"] <= 12.0 and result.random_best["latency"] <= 12.0
     for name in ("found.json", "random_best.json", "report.md", "pareto.png", "candidates.jsonl", "retrain.jsonl"):
         assert (out / name).exists(), name
     candidates = (out / "candidates.jsonl").read_text().splitlines()
@@ -281,7 +363,7 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
     with pytest.raises(ValueError, match="holds another search"):
         run_search(SearchConfig(**{**cfg.__dict__, "population": 5}), out, log=lines.append)
     with pytest.raises(ValueError, match="fastest reachable"):
-        run_search(SearchConfig(**{**cfg.__dict__, "target_ms": 0.5}), tmp_path / "other", log=lines.append)
+        run_search(SearchConfig(**{**cfg.__dict__, "target": 0.5}), tmp_path / "other", log=lines.append)
 
 
 @pytest.mark.slow
@@ -305,3 +387,31 @@ def test_an_architecture_file_trains_exports_and_benchmarks(tmp_path, folder, ca
     capsys.readouterr()
     assert main(["train", "--arch", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x")]) == 2
     assert "cannot read architecture file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_search_supernet_trains_under_torchrun(tmp_path, folder):
+    """Two processes (gloo): the supernet trains with DDP, then rank 0 alone searches and writes the results."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("mixnet", path=str(Path(sys.executable).parent))
+    assert exe, "the mixnet console script is not installed next to this Python"
+    space = SearchSpace()
+    entries = [
+        {choice_key(c): 0.1 * sum(c.kernels) / 3 + 0.05 * c.expand for c in space.choices()} for _ in space.slots()
+    ]
+    LatencyTable("mixnet_s", 16, 1, 1, "eager", True, machine(), 1.0, entries, num_classes=4).save(tmp_path / "t.json")
+    out = tmp_path / "search"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", exe, "search"]
+    cmd += ["--data", str(folder), "--table", str(tmp_path / "t.json"), "--target", "12", "--img-size", "16"]
+    cmd += ["--epochs", "1", "--batch-size", "8", "--population", "4", "--generations", "2"]
+    cmd += ["--retrain-epochs", "0", "--device", "cpu", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "supernet.pth").exists() and (out / "found.json").exists()
+    rows = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+    assert len(rows) == 16 and len({r["arch"] for r in rows if r["method"] == "random"}) == 8  # rank 0 only
+    assert proc.stdout.count("found: ") == 1

@@ -19,6 +19,7 @@ def interleaved_medians(
     iters: int = 3,
     warmup: int = 3,
     pause_s: float = 0.0,
+    settle: int = 0,
     progress: bool = False,
 ) -> dict[str, float]:
     """Median seconds per call of each contender, measured in interleaved rounds.
@@ -30,6 +31,9 @@ def interleaved_medians(
         warmup: untimed calls of each contender before the first round.
         pause_s: sleep between contenders, so a thread pool that is still spinning from one does not
             slow the next.
+        settle: untimed calls of each contender right before its timed ones in every round, so each is
+            timed with its weights in cache, as a model that runs repeatedly is (with many contenders
+            interleaved, the first call of a round otherwise pays for the others' evictions).
         progress: show a tqdm bar over rounds.
 
     Raises:
@@ -54,6 +58,8 @@ def interleaved_medians(
             fn = contenders[name]
             if pause_s:
                 time.sleep(pause_s)
+            for _ in range(settle):
+                fn()
             t0 = time.perf_counter()
             for _ in range(iters):
                 fn()

@@ -69,7 +69,7 @@ def machine_info(threads: int) -> dict[str, str]:
     except OSError:
         pass
     info = {"cpu": cpu, "cores": str(os.cpu_count()), "threads": str(threads), "torch": torch.__version__}
-    for mod in ("timm", "onnxruntime"):
+    for mod in ("timm", "onnxruntime", "openvino"):
         try:
             info[mod] = __import__(mod).__version__
         except ImportError:

@@ -1,10 +1,13 @@
-"""``mixnet bench``: ours vs timm, eager / optimized / ONNX Runtime / int8, interleaved on this machine."""
+"""``mixnet bench``: ours vs timm, eager / optimized / ONNX Runtime / int8, interleaved on this machine;
+``--peers``: MixNet against EfficientNet-B0, MobileNetV3 and MobileNetV2 in PyTorch, ONNX Runtime and OpenVINO,
+with the machine's GEMM peak and published accuracy."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 
+from mixnet.bench.peers import PEERS
 from mixnet.cli import options
 
 
@@ -24,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from mixnet.progress import show_progress
 
     progress = show_progress(args.progress)
+    command = "mixnet " + " ".join(shlex.quote(a) for a in args.argv)
+    if args.peers:
+        return _peers(args, progress, command)
+    args.model = args.model or ["mixnet_s", "mixnet_m", "mixnet_l"]
     rows = []
     if not args.train_only:
         rows += bench_inference(
@@ -37,8 +44,27 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.train or args.train_only:
         rows += bench_training(args.train_model, args.train_settings, threads=args.threads, progress=progress)
-    command = "mixnet " + " ".join(shlex.quote(a) for a in args.argv)
     paths = write_outputs(rows, args.out, machine_info(args.threads), command)
+    print(paths["md"].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _peers(args: argparse.Namespace, progress: bool, command: str) -> int:
+    from mixnet.bench import peers
+    from mixnet.bench.suite import machine_info
+
+    info = machine_info(args.threads)
+    rows = peers.bench_peers(
+        args.model or ["mixnet_s"],
+        args.peer_models,
+        args.batch_size,
+        img_size=args.img_size,
+        threads=args.threads,
+        rounds=args.rounds,
+        progress=progress,
+    )
+    paths = peers.write_outputs(rows, args.out, info, command)
     print(paths["md"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
@@ -54,8 +80,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         type=options.names,
-        default="mixnet_s,mixnet_m,mixnet_l",
-        help="comma-separated registered models or architecture files (.json: our contenders only)",
+        default=None,
+        help="comma-separated registered models or architecture files (.json: our contenders only); default "
+        "mixnet_s,mixnet_m,mixnet_l (with --peers: mixnet_s)",
+    )
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="compare with the networks a user would pick instead, in PyTorch, ONNX Runtime and OpenVINO, "
+        "with the GEMM peak and published top-1 (peers.csv, peers.md, peers.png)",
+    )
+    p.add_argument(
+        "--peer-models",
+        type=options.names,
+        default=",".join(PEERS),
+        help="timm models compared with --peers",
     )
     p.add_argument(
         "--batch-size", type=options.positive_ints, default="1,8", help="comma-separated inference batch sizes"

@@ -13,17 +13,19 @@ import json
 from pathlib import Path
 
 from mixnet.cli import options
+from mixnet.search.latency import RUNTIMES
 
 
 def _table(args: argparse.Namespace) -> int:
     from mixnet.search.latency import measure_table, plot_predictor, predictor_error
     from mixnet.search.space import SearchSpace
 
-    space = SearchSpace(args.skeleton)
+    space = SearchSpace(args.skeleton, elastic_depth=args.elastic_depth)
     space.check_skeleton()
     out = Path(args.out)
     table = measure_table(
         space,
+        runtime=args.runtime,
         img_size=args.img_size,
         batch=args.batch_size,
         threads=args.threads,
@@ -31,11 +33,14 @@ def _table(args: argparse.Namespace) -> int:
         progress=args.progress is not False,
     )
     table.save(out)
+    u = table.unit
     print(
-        f"latency table: {out} ({len(table.entries)} positions x {len(table.entries[0])} choices, "
-        f"fixed {table.fixed_ms:.3f} ms; nets from {table.fastest():.3f} to {table.slowest():.3f} ms)"
+        f"{table.runtime} latency table: {out} ({len(table.entries)} positions x {len(table.entries[0])} choices, "
+        f"fixed {table.fixed:.3f} {u}; nets from {table.fastest():.3f} to {table.slowest():.3f} {u})"
     )
-    if args.check:
+    if args.check and not table.measured:
+        print("the MACs proxy is an exact count: no predictor check needed")
+    elif args.check:
         result = predictor_error(table, space, n=args.check, seed=args.seed)
         check = out.with_name(out.stem + "_check.json")
         check.write_text(json.dumps(result, indent=2) + "\n")
@@ -56,10 +61,12 @@ def _search(args: argparse.Namespace) -> int:
             "data",
             "img_size",
             "skeleton",
+            "elastic_depth",
             "threads",
             "table",
             "allow_table_mismatch",
-            "target_ms",
+            "runtime",
+            "target",
             "target_fraction",
             "epochs",
             "batch_size",
@@ -80,7 +87,7 @@ def _search(args: argparse.Namespace) -> int:
         fields["train_threads"] = args.train_threads
     result = run_search(SearchConfig(**fields), args.out)
     if result is not None:
-        print(f"found: {result.files['found']} (target {result.target_ms:.3f} ms)")
+        print(f"found: {result.files['found']} (target {result.target:.3f} {result.unit})")
         if (Path(args.out) / "report.md").exists():
             print(f"report: {Path(args.out) / 'report.md'}")
     return 0
@@ -94,9 +101,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     t.add_argument("--skeleton", default="mixnet_s", help="registered model whose strides and widths are kept")
+    t.add_argument(
+        "--elastic-depth", action="store_true", help="a table for the space whose stage depths are searched too"
+    )
     t.add_argument("--img-size", type=options.positive_int, default=224, help="input resolution")
     t.add_argument("--batch-size", type=options.positive_int, default=1, help="images per forward pass")
-    t.add_argument("--threads", type=options.positive_int, default=1, help="torch intra-op threads")
+    t.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="eager",
+        help="what is timed: PyTorch eager, the optimized rewrite, ONNX Runtime, or macs (counted, no device)",
+    )
+    t.add_argument("--threads", type=options.positive_int, default=1, help="intra-op threads (torch or ORT)")
     t.add_argument("--num-classes", type=options.positive_int, default=1000, help="classifier outputs of the head")
     t.add_argument(
         "--check", type=int, default=20, help="random nets measured end to end to check the predictor (0: none)"
@@ -117,7 +133,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--img-size", type=options.positive_int, default=None, help="resolution (default 40)")
     s.add_argument("--skeleton", default=None, help="registered model whose strides and widths are kept (mixnet_s)")
     s.add_argument(
-        "--target-ms", type=float, default=None, help="latency target in ms (default: a fraction of the skeleton's)"
+        "--elastic-depth",
+        action="store_true",
+        help="search stage depths too: any block but a stage's first may be left out",
+    )
+    s.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="latency target in the table's unit: ms, or MMAC for --runtime macs (default: a fraction of the "
+        "skeleton's)",
+    )
+    s.add_argument(
+        "--runtime", choices=RUNTIMES, default=None, help="latency runtime of the table measured here (eager)"
     )
     s.add_argument(
         "--target-fraction",

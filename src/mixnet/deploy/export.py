@@ -143,12 +143,18 @@ def _check_and_keep(
 
 
 def prepare(model: nn.Module, *, img_size: int, optimize: bool, channels_last: bool = False) -> nn.Module:
-    """The module to export: ``optimize_for_inference`` at ``img_size``, or an eval-mode copy."""
+    """The module to export: ``optimize_for_inference`` at ``img_size``, or an eval-mode copy.
+
+    A model kept in channels_last (as for training) is exported from a contiguous copy unless
+    ``channels_last`` is asked for: ``torch.export`` fails on some nets whose weights mix the two layouts.
+    """
     if optimize:
         if not isinstance(model, MixNetTrunk):
             raise TypeError(f"optimize=True needs a mixnet MixNet or MixNetFeatures, got {type(model).__name__}")
-        return optimize_for_inference(model, img_size=img_size, channels_last=channels_last)
-    return copy.deepcopy(model).eval()
+        net = optimize_for_inference(model, img_size=img_size, channels_last=channels_last)
+    else:
+        net = copy.deepcopy(model).eval()
+    return net if channels_last else net.to(memory_format=torch.contiguous_format)
 
 
 def _reference(model: nn.Module, x: torch.Tensor) -> object:

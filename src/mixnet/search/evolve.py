@@ -3,7 +3,8 @@
 A candidate is evaluated as SPOS does: its weights are copied out of the supernet into a standalone net,
 its BatchNorm statistics are recomputed on a few training batches (shared BN statistics belong to no
 single path), and its top-1 on images held out from the train split is measured. Its latency comes from
-the latency table. The objective is MnasNet's: ``ACC x (LAT / T) ^ w`` with ``w = -0.07`` (soft), or
+the latency table (in the table's unit: ms, or MMAC for the MACs proxy). The objective is MnasNet's:
+``ACC x (LAT / T) ^ w`` with ``w = -0.07`` (soft), or
 ``ACC`` where ``LAT <= T`` and nothing otherwise (hard).
 
 Evolution (SPOS's): a population of the best candidates so far; each generation adds mutants (each block
@@ -34,29 +35,31 @@ from mixnet.search.supernet import SuperNet
 
 @dataclass(frozen=True)
 class Objective:
-    """MnasNet's reward with target ``target_ms``: soft ``ACC x (LAT/T)^w`` or hard ``LAT <= T``."""
+    """MnasNet's reward with target ``target`` (in the latency table's unit): soft ``ACC x (LAT/T)^w`` or
+    hard ``LAT <= T``."""
 
-    target_ms: float
+    target: float
     w: float = -0.07
     hard: bool = False
 
-    def __call__(self, top1: float, latency_ms: float) -> float:
+    def __call__(self, top1: float, latency: float) -> float:
         """The reward (hard: -inf for a net over the target)."""
         if self.hard:
-            return top1 if latency_ms <= self.target_ms else -math.inf
-        return top1 * (latency_ms / self.target_ms) ** self.w
+            return top1 if latency <= self.target else -math.inf
+        return top1 * (latency / self.target) ** self.w
 
-    def feasible(self, latency_ms: float) -> bool:
+    def feasible(self, latency: float) -> bool:
         """Whether a net may be chosen at all (always, with the soft reward)."""
-        return not self.hard or latency_ms <= self.target_ms
+        return not self.hard or latency <= self.target
 
 
-def check_target(table: LatencyTable, target_ms: float) -> None:
-    """Raises ValueError naming the fastest reachable latency when no net of the space meets ``target_ms``."""
-    if table.fastest() > target_ms:
+def check_target(table: LatencyTable, target: float) -> None:
+    """Raises ValueError naming the fastest reachable latency when no net of the space meets ``target``."""
+    if table.fastest() > target:
+        u = table.unit
         raise ValueError(
-            f"no net of the search space runs in {target_ms:.3f} ms here: the fastest reachable is "
-            f"{table.fastest():.3f} ms (the slowest {table.slowest():.3f} ms) for this table's settings"
+            f"no net of the search space meets the target of {target:.3f} {u} ({table.runtime}): the fastest "
+            f"reachable is {table.fastest():.3f} {u} (the slowest {table.slowest():.3f} {u}) for this table's settings"
         )
 
 
@@ -131,7 +134,7 @@ class Evaluator:
             "arch": key,
             "method": method,
             "top1": acc,
-            "latency_ms": latency,
+            "latency": latency,
             "reward": self.objective(acc, latency),
         }
         self.cache[key] = row
@@ -148,15 +151,15 @@ def repair(arch: Arch, space: SearchSpace, table: LatencyTable, objective: Objec
     10,000 here), so a random feasible net is a uniform draw repaired this way; the procedure knows
     nothing of accuracy. Ends because the all-fastest net meets any target :func:`check_target` accepts.
     """
-    arch = list(arch)
-    choices = space.choices()
+    arch = list(space.canonical(arch))
     while not objective.feasible(table.predict(tuple(arch))):
         i = rng.randrange(len(arch))
         row = table.entries[i]
         current = row[choice_key(arch[i])]
-        faster = [c for c in choices if row[choice_key(c)] < current]
+        faster = [c for c in space.choices_at(i) if row[choice_key(c)] < current]
         if faster:
             arch[i] = rng.choice(faster)
+            arch = list(space.canonical(tuple(arch)))
     return tuple(arch)
 
 
@@ -194,7 +197,6 @@ def evolution_search(
 ) -> list[dict]:
     """SPOS's evolution: ``population x generations`` distinct evaluated candidates in all."""
     rng = random.Random(seed + 1)
-    choices = space.choices()
     seen: dict[str, tuple[Arch, dict]] = {}
 
     def add(arch: Arch) -> None:
@@ -213,11 +215,13 @@ def evolution_search(
             tries += 1
             if rng.random() < 0.5:
                 p = rng.choice(parents)
-                child = tuple(rng.choice(choices) if rng.random() < mutate_prob else c for c in p)
+                child = tuple(
+                    rng.choice(space.choices_at(i)) if rng.random() < mutate_prob else c for i, c in enumerate(p)
+                )
             else:
                 a, b = rng.sample(parents, 2)
                 child = tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b, strict=True))
-            add(repair(child, space, table, objective, rng))
+            add(repair(space.canonical(child), space, table, objective, rng))
     return [row for _, row in seen.values()]
 
 

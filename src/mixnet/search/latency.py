@@ -1,43 +1,61 @@
-"""Latency in the loop: a table of measured block latencies, the predictor built on it, and its error.
+"""Latency in the loop: a table of per-block costs, the predictor built on it, and its error.
 
 ``measure_table`` times every choice of the search space at every block position, at that position's input
-shape, on this machine's runtime (PyTorch eager, channels_last, inference mode), with warmup and the
-contenders of a position interleaved (medians over rounds). A net's predicted latency is a measured
-constant plus its blocks' entries; the constant is what whole nets take beyond their blocks (the stem and
-head, and the cost of running blocks one after another rather than each alone), measured on a few
-calibration nets drawn with their own seed. The table records its unit, the
+shape, on one runtime, with warmup and the contenders of a position interleaved (medians over rounds; in
+each round a contender runs once untimed before its timed calls, so it is timed warm, as a deployed net
+runs, however many contenders share the cache):
+
+- ``eager``: PyTorch eager, channels_last, inference mode (the model as trained);
+- ``optimized``: :func:`mixnet.optimize_for_inference`'s rewrite (BN folded, MixConv fused where the
+  measured rules say so), each block taken from a rewritten net so that it is exactly what a deployed
+  net runs;
+- ``ort``: ONNX Runtime on the rewrite's ONNX export (each block exported on its own, whole nets with
+  :func:`mixnet.deploy.export.to_onnx`);
+- ``macs``: no device at all: each block's multiply-accumulates (millions, ``MMAC``) counted by
+  :mod:`mixnet.models.complexity`, for users without the target device. Its sum is exact.
+
+A net's predicted latency is a measured constant plus its blocks' entries; the constant is what whole nets
+take beyond their blocks (the stem and head, and the cost of running blocks one after another rather than
+each alone), measured on a few calibration nets drawn with their own seed. The table records its unit, the
 machine, the runtime, threads, batch, image size and library versions; :func:`load_table` refuses a table
 made elsewhere or under other settings (or, asked to, uses it with a warning).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import random
 import statistics
+import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from mixnet.models.mixnet import MixBlock, MixNet
-from mixnet.search.space import Arch, BlockChoice, SearchSpace
+from mixnet.models.complexity import Complexity, config_complexity, count_block
+from mixnet.models.mixnet import MixNet
+from mixnet.search.space import SKIP, Arch, BlockChoice, SearchSpace
 from mixnet.timing import interleaved_medians
 
-TABLE_FORMAT, TABLE_VERSION = "mixnet-latency-table", 1
+TABLE_FORMAT, TABLE_VERSION = "mixnet-latency-table", 2
 CALIBRATION_SEED = 10_007  # calibration nets; a predictor check draws with another seed
-RUNTIMES = ("eager",)
+RUNTIMES = ("eager", "optimized", "ort", "macs")
+UNITS = {"eager": "ms", "optimized": "ms", "ort": "ms", "macs": "MMAC"}
 # What must match between a table and the machine and settings it is used for.
-_MUST_MATCH = ("runtime", "threads", "batch", "img_size", "skeleton", "channels_last")
+_MUST_MATCH = ("runtime", "threads", "batch", "img_size", "skeleton", "channels_last", "elastic_depth")
 
 
 def choice_key(c: BlockChoice) -> str:
-    """A choice as short text: ``k3.5.7_e6_se0.25_sw_a2_p2``."""
+    """A choice as short text: ``k3.5.7_e6_se0.25_sw_a2_p2``, or ``skip`` for a left-out block."""
+    if c.is_skip:
+        return "skip"
     parts = ["k" + ".".join(map(str, c.kernels)), f"e{c.expand}", f"se{c.se or 0:g}"]
     parts += ["sw" if c.swish else "re", f"a{c.expand_groups}", f"p{c.project_groups}"]
     return "_".join(parts)
@@ -52,21 +70,30 @@ def machine() -> dict[str, str]:
     return info
 
 
+def check_runtime(runtime: str) -> None:
+    """Raises ValueError for a runtime this module cannot measure (or count)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown latency runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+
+
 @dataclass
 class LatencyTable:
-    """Measured latencies (milliseconds) of every block choice at every position, plus the stem and head.
+    """Per-block costs of every choice at every position, plus the constant for the rest of the net.
 
     Attributes:
         skeleton: the search space's skeleton model.
         img_size, batch, threads, runtime, channels_last: the measurement settings.
         machine: CPU, cores and versions.
-        fixed_ms: the constant added to the blocks' sum: the median over a few calibration nets of their
-            end-to-end time minus their blocks' entries (the stem and head, and the cost of running the
-            blocks in one net beyond timing each alone).
-        entries: per block position, choice key -> median ms.
+        fixed: the constant added to the blocks' sum. Measured runtimes: the median over a few
+            calibration nets of their end-to-end time minus their blocks' entries (the stem and head, and
+            the cost of running the blocks in one net beyond timing each alone). ``macs``: the stem's,
+            head's and classifier's MACs.
+        entries: per block position, choice key -> cost (median ms, or MMAC).
         num_classes: classifier outputs of the measured head.
-        stem_head_ms: the stem, head, pool and classifier timed alone (for information).
-        unit: always ``ms``.
+        stem_head: the stem, head, pool and classifier alone (for information).
+        unit: ``ms`` for the measured runtimes, ``MMAC`` for ``macs``.
+        elastic_depth: whether positions that may be left out have a ``skip`` entry (0: the block is not
+            there; what leaving it out saves beyond its own time is in the calibrated constant).
     """
 
     skeleton: str
@@ -76,30 +103,36 @@ class LatencyTable:
     runtime: str
     channels_last: bool
     machine: dict
-    fixed_ms: float
+    fixed: float
     entries: list[dict[str, float]]
     num_classes: int = 10
-    stem_head_ms: float = 0.0
+    stem_head: float = 0.0
     unit: str = "ms"
+    elastic_depth: bool = False
     created: float = field(default_factory=time.time)
 
+    @property
+    def measured(self) -> bool:
+        """Whether the entries are timings on a machine (every runtime but ``macs``)."""
+        return self.runtime != "macs"
+
     def predict(self, arch: Arch) -> float:
-        """Predicted latency of a net (ms).
+        """Predicted cost of a net, in the table's unit.
 
         Raises:
             KeyError: a choice the table does not have.
         """
         if len(arch) != len(self.entries):
             raise ValueError(f"the table has {len(self.entries)} block positions, the net {len(arch)}")
-        return self.fixed_ms + sum(row[choice_key(c)] for row, c in zip(self.entries, arch, strict=True))
+        return self.fixed + sum(row[choice_key(c)] for row, c in zip(self.entries, arch, strict=True))
 
     def fastest(self) -> float:
-        """The lowest latency any net of the space can have (ms)."""
-        return self.fixed_ms + sum(min(row.values()) for row in self.entries)
+        """The lowest cost any net of the space can have."""
+        return self.fixed + sum(min(row.values()) for row in self.entries)
 
     def slowest(self) -> float:
-        """The highest latency any net of the space can have (ms)."""
-        return self.fixed_ms + sum(max(row.values()) for row in self.entries)
+        """The highest cost any net of the space can have."""
+        return self.fixed + sum(max(row.values()) for row in self.entries)
 
     def settings(self) -> dict:
         """The settings a use of the table must share."""
@@ -114,6 +147,9 @@ class LatencyTable:
 
 def load_table(path: str | Path, *, expect: dict | None = None, allow_mismatch: bool = False) -> LatencyTable:
     """Reads a table and checks it fits this machine and ``expect`` (settings such as threads, batch).
+
+    A ``macs`` table depends on no machine, thread count or batch size: only its skeleton, image size and
+    runtime are checked.
 
     Args:
         path: the table file.
@@ -133,15 +169,21 @@ def load_table(path: str | Path, *, expect: dict | None = None, allow_mismatch: 
         raise ValueError(f'{path} is not a latency table (no "format": "{TABLE_FORMAT}")')
     if d.pop("version", None) != TABLE_VERSION:
         raise ValueError(f"{path}: latency table version not readable by this mixnet")
-    if d.get("unit") != "ms":
-        raise ValueError(f"{path}: latency unit {d.get('unit')!r}, expected 'ms'")
+    runtime = d.get("runtime")
+    if runtime not in UNITS:
+        raise ValueError(f"{path}: unknown runtime {runtime!r}")
+    if d.get("unit") != UNITS[runtime]:
+        raise ValueError(f"{path}: unit {d.get('unit')!r}, expected {UNITS[runtime]!r} for runtime {runtime!r}")
     table = LatencyTable(**d)
     problems = []
-    here = machine()
-    for key in ("cpu", "cores"):
-        if table.machine.get(key) != here[key]:
-            problems.append(f"{key} {table.machine.get(key)!r} (here {here[key]!r})")
+    if table.measured:
+        here = machine()
+        for key in ("cpu", "cores"):
+            if table.machine.get(key) != here[key]:
+                problems.append(f"{key} {table.machine.get(key)!r} (here {here[key]!r})")
     for key, value in (expect or {}).items():
+        if not table.measured and key in ("threads", "batch", "channels_last"):
+            continue
         if getattr(table, key) != value:
             problems.append(f"{key} {getattr(table, key)!r} (wanted {value!r})")
     if problems:
@@ -162,7 +204,17 @@ def block_inputs(space: SearchSpace, img_size: int) -> list[tuple[int, int, int]
     return out
 
 
-def _runner(module: nn.Module, x: torch.Tensor):
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _torch_runner(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     def run() -> torch.Tensor:
         with torch.inference_mode():
             return module(x)
@@ -170,14 +222,104 @@ def _runner(module: nn.Module, x: torch.Tensor):
     return run
 
 
-def _prepare(module: nn.Module, channels_last: bool) -> nn.Module:
-    module = module.eval()
-    return module.to(memory_format=torch.channels_last) if channels_last else module
+def _ort_runner(model: str | Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
+    from mixnet.deploy.export import ort_session
+
+    session = ort_session(model, threads)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def _block_onnx(block: nn.Module, x: torch.Tensor, path: Path) -> Path:
+    """One block as an ONNX file.
+
+    The TorchScript-based exporter (``dynamo=False``) takes about 0.05 s per block where the
+    ``torch.export`` one takes about 2 s; a table exports thousands of blocks. Whole nets, which the
+    predictor is checked against, go through :func:`mixnet.deploy.export.to_onnx` as users export them.
+    """
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(block.float(), (x.contiguous(),), str(path), dynamo=False, input_names=["x"])
+    return path
+
+
+def _trunk_blocks(
+    config, runtime: str, img_size: int, num_classes: int, channels_last: bool
+) -> tuple[nn.Module, list[nn.Module]]:
+    """A net of ``config`` as the runtime runs it, and its blocks in order."""
+    net = MixNet(config, num_classes=num_classes).eval()
+    if runtime in ("optimized", "ort"):
+        from mixnet.deploy.optimize import optimize_for_inference
+
+        wrapper = optimize_for_inference(net, img_size=img_size, channels_last=channels_last)
+        return wrapper, [b for stage in wrapper.model.stages for b in stage]
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net, [b for stage in net.stages for b in stage]
+
+
+def _input(batch: int, c: int, h: int, w: int, runtime: str, channels_last: bool) -> torch.Tensor:
+    x = torch.randn(batch, c, h, w)
+    # The rewrite converts its own input; ONNX Runtime takes NCHW arrays.
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and runtime == "eager" else x
+
+
+def _block_macs(space: SearchSpace, choice: BlockChoice, img_size: int) -> list[float]:
+    """MMACs of ``choice`` at every position (exact counts, no measurement)."""
+    out = []
+    for slot, (_, h, w) in zip(space.slots(), block_inputs(space, img_size), strict=True):
+        c = Complexity()
+        count_block(c, choice.block(slot), h, w, space.base)
+        out.append(c.macs / 1e6)
+    return out
+
+
+def macs_table(space: SearchSpace, *, img_size: int = 224, num_classes: int = 10) -> LatencyTable:
+    """The FLOPs proxy: every choice's MMACs at every position; the constant is the stem's and head's."""
+    per_choice = {choice_key(c): _block_macs(space, c, img_size) for c in space.choices()}
+    entries = [{k: round(v[i], 6) for k, v in per_choice.items()} for i in range(len(space.slots()))]
+    _add_skips(space, entries)
+    skeleton = space.base
+    arch = space.of_config(skeleton) if _is_point(space, skeleton) else space.sample(random.Random(0))
+    table = LatencyTable(
+        space.skeleton,
+        img_size,
+        1,
+        1,
+        "macs",
+        False,
+        machine(),
+        0.0,
+        entries,
+        num_classes,
+        unit="MMAC",
+        elastic_depth=space.elastic_depth,
+    )
+    total = config_complexity(space.config(arch), img_size, num_classes=num_classes).macs / 1e6
+    table.fixed = round(total - table.predict(arch), 6)
+    table.stem_head = table.fixed
+    return table
+
+
+def _add_skips(space: SearchSpace, entries: list[dict[str, float]]) -> None:
+    """A left-out block costs nothing of its own: ``skip`` entries of 0 where the space allows it."""
+    for row, may_skip in zip(entries, space.skippable(), strict=True):
+        if may_skip:
+            row[choice_key(SKIP)] = 0.0
+
+
+def _is_point(space: SearchSpace, config) -> bool:
+    try:
+        space.of_config(config)
+    except ValueError:
+        return False
+    return True
 
 
 def measure_table(
     space: SearchSpace,
     *,
+    runtime: str = "eager",
     img_size: int = 224,
     batch: int = 1,
     threads: int = 1,
@@ -187,42 +329,73 @@ def measure_table(
     calibration_nets: int = 5,
     progress: bool = False,
 ) -> LatencyTable:
-    """Times every choice at every position (interleaved per position), then the constant (see the module)."""
-    base = space.base
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        entries = []
-        positions = list(zip(space.slots(), block_inputs(space, img_size), strict=True))
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    """Times every choice at every position (interleaved per position), then the constant (see the module).
 
-            bar = tqdm(total=len(positions), desc="latency table", unit="position")
-        for slot, (c, h, w) in positions:
-            x = torch.randn(batch, c, h, w)
-            x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-            contenders = {}
-            for choice in space.choices():
-                block = MixBlock(
-                    choice.block(slot), padding=base.padding, bn_eps=base.bn_eps, activation=base.activation
-                )
-                contenders[choice_key(choice)] = _runner(_prepare(block, channels_last), x)
-            medians = interleaved_medians(contenders, rounds=rounds, iters=2, warmup=2)
+    For ``runtime="macs"`` nothing is timed: see :func:`macs_table`.
+    """
+    check_runtime(runtime)
+    if runtime == "macs":
+        return macs_table(space, img_size=img_size, num_classes=num_classes)
+    choices = space.choices()
+    inputs = block_inputs(space, img_size)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(choices) + len(inputs), desc=f"latency table ({runtime})", unit="step")
+    with _threads(threads), tempfile.TemporaryDirectory() as tmp:
+        # Every choice's blocks at every position, built once per choice from a net made of that choice
+        # alone, so a block is exactly what the runtime runs inside a net. ONNX blocks wait on disk and
+        # get sessions one position at a time: thousands of live sessions (gigabytes) slowed whole nets
+        # timed afterwards in the same process by up to 2x.
+        blocks: dict[str, list] = {}
+        for c, choice in enumerate(choices):
+            _, trunk = _trunk_blocks(space.config((choice,) * len(inputs)), runtime, img_size, 1, channels_last)
+            if runtime == "ort":
+                trunk = [
+                    _block_onnx(b, torch.randn(batch, *shape), Path(tmp) / f"{c}-{i}.onnx")
+                    for i, (b, shape) in enumerate(zip(trunk, inputs, strict=True))
+                ]
+            blocks[choice_key(choice)] = trunk
+            if bar is not None:
+                bar.update()
+        entries = []
+        for i, shape in enumerate(inputs):
+            x = _input(batch, *shape, runtime, channels_last)
+            contenders = {
+                key: _ort_runner(b[i], x, threads) if runtime == "ort" else _torch_runner(b[i], x)
+                for key, b in blocks.items()
+            }
+            medians = interleaved_medians(contenders, rounds=rounds, iters=2, warmup=2, settle=1)
+            del contenders
             entries.append({k: round(v * 1e3, 5) for k, v in medians.items()})
             if bar is not None:
                 bar.update()
+        del blocks
         if bar is not None:
             bar.close()
-        stem_head = measure_fixed(space, img_size, batch, num_classes, channels_last, rounds)
-        # The constant: whole nets minus their blocks (the stem and head, plus what running the blocks one
-        # after another costs beyond timing each alone), the median over a few calibration nets drawn apart
-        # from any check of the predictor.
+        _add_skips(space, entries)
+        table = LatencyTable(
+            space.skeleton,
+            img_size,
+            batch,
+            threads,
+            runtime,
+            channels_last,
+            machine(),
+            0.0,
+            entries,
+            num_classes,
+            elastic_depth=space.elastic_depth,
+        )
+        # The constant: whole nets minus their blocks, the median over a few calibration nets drawn apart
+        # from any check of the predictor; the stem and head alone are recorded for information.
         rng = random.Random(CALIBRATION_SEED)
         archs = [space.sample(rng) for _ in range(calibration_nets)]
         measured = measure_nets(
             space,
             archs,
+            runtime=runtime,
             img_size=img_size,
             batch=batch,
             threads=threads,
@@ -230,31 +403,18 @@ def measure_table(
             channels_last=channels_last,
             rounds=rounds,
         )
-        table = LatencyTable(
-            space.skeleton,
-            img_size,
-            batch,
-            threads,
-            "eager",
-            channels_last,
-            machine(),
-            0.0,
-            entries,
-            num_classes,
-            stem_head_ms=stem_head,
-        )
         fixed = statistics.median(m - table.predict(a) for m, a in zip(measured, archs, strict=True))
-    finally:
-        torch.set_num_threads(previous)
-    table.fixed_ms = round(fixed, 5)
+        table.stem_head = measure_stem_head(space, runtime, img_size, batch, num_classes, channels_last, rounds)
+    table.fixed = round(fixed, 5)
     return table
 
 
-def measure_fixed(
-    space: SearchSpace, img_size: int, batch: int, num_classes: int, channels_last: bool, rounds: int
+def measure_stem_head(
+    space: SearchSpace, runtime: str, img_size: int, batch: int, num_classes: int, channels_last: bool, rounds: int
 ) -> float:
-    """The stem, head, pool and classifier of the skeleton, timed together (ms)."""
-    net = _prepare(MixNet(space.base, num_classes=num_classes), channels_last)
+    """The stem, head, pool and classifier of the skeleton, timed together (ms; PyTorch, for information)."""
+    net, _ = _trunk_blocks(space.base, "eager" if runtime == "ort" else runtime, img_size, num_classes, channels_last)
+    net = net.model if hasattr(net, "model") else net  # the rewrite's inner net takes channels_last input
     x = torch.randn(batch, net.in_chans, img_size, img_size)
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     with torch.inference_mode():
@@ -271,6 +431,7 @@ def measure_fixed(
 def measure_configs(
     configs: Sequence,
     *,
+    runtime: str = "eager",
     img_size: int,
     batch: int,
     threads: int,
@@ -278,24 +439,37 @@ def measure_configs(
     channels_last: bool = True,
     rounds: int = 9,
 ) -> list[float]:
-    """End-to-end medians (ms) of whole nets (:class:`mixnet.MixNetConfig` s), interleaved with each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        x = torch.randn(batch, 3, img_size, img_size)
-        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-        contenders = {
-            str(i): _runner(_prepare(MixNet(c, num_classes=num_classes), channels_last), x)
-            for i, c in enumerate(configs)
-        }
-        medians = interleaved_medians(contenders, rounds=rounds, iters=2, warmup=2)
-    finally:
-        torch.set_num_threads(previous)
+    """End-to-end cost of whole nets (:class:`mixnet.MixNetConfig` s) in the runtime's unit.
+
+    Measured runtimes: medians (ms) with the nets interleaved; ``macs``: counted MMACs.
+    """
+    check_runtime(runtime)
+    if runtime == "macs":
+        return [config_complexity(c, img_size, num_classes=num_classes).macs / 1e6 for c in configs]
+    x = torch.randn(batch, 3, img_size, img_size)
+    with _threads(threads), tempfile.TemporaryDirectory() as tmp:
+        contenders = {}
+        for i, config in enumerate(configs):
+            net, _ = _trunk_blocks(
+                config, "eager" if runtime == "ort" else runtime, img_size, num_classes, channels_last
+            )
+            if runtime == "ort":
+                from mixnet.deploy.export import to_onnx
+
+                path = Path(tmp) / f"{i}.onnx"
+                to_onnx(net, path, img_size=img_size, optimize=True, check=False, threads=threads)
+                contenders[str(i)] = _ort_runner(path, x, threads)
+            else:
+                xi = x.contiguous(memory_format=torch.channels_last) if channels_last and runtime == "eager" else x
+                contenders[str(i)] = _torch_runner(net, xi)
+        # Whole nets are bigger than blocks: three untimed calls per round before five timed ones keep them
+        # warm however many share the cache (with one, 20 ORT nets interleaved timed 13% slower than warm).
+        medians = interleaved_medians(contenders, rounds=rounds, iters=5, warmup=2, settle=3)
     return [medians[str(i)] * 1e3 for i in range(len(configs))]
 
 
 def measure_nets(space: SearchSpace, archs: Sequence[Arch], **kwargs) -> list[float]:
-    """End-to-end medians (ms) of nets of ``space`` (see :func:`measure_configs`)."""
+    """End-to-end cost of nets of ``space`` (see :func:`measure_configs`)."""
     return measure_configs([space.config(a) for a in archs], **kwargs)
 
 
@@ -306,6 +480,7 @@ def predictor_error(table: LatencyTable, space: SearchSpace, *, n: int = 20, see
     measured = measure_nets(
         space,
         archs,
+        runtime=table.runtime,
         img_size=table.img_size,
         batch=table.batch,
         threads=table.threads,
@@ -318,8 +493,10 @@ def predictor_error(table: LatencyTable, space: SearchSpace, *, n: int = 20, see
     return {
         "n": n,
         "seed": seed,
-        "predicted_ms": predicted,
-        "measured_ms": measured,
+        "runtime": table.runtime,
+        "unit": table.unit,
+        "predicted": predicted,
+        "measured": measured,
         "mean_abs_error": statistics.fmean(errors),
         "max_abs_error": max(errors),
         "mean_bias": statistics.fmean((p - m) / m for p, m in zip(predicted, measured, strict=True)),
@@ -333,16 +510,18 @@ def plot_predictor(result: dict, path: str | Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p, m = result["predicted_ms"], result["measured_ms"]
+    p, m = result["predicted"], result["measured"]
+    unit = result.get("unit", "ms")
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.scatter(m, p, s=18)
     lo, hi = min(p + m) * 0.9, max(p + m) * 1.1
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="predicted = measured")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured end to end (ms, median)")
-    ax.set_ylabel("predicted from the table (ms)")
-    ax.set_title(title or f"{result['n']} random nets: mean abs error {100 * result['mean_abs_error']:.1f}%")
+    ax.set_xlabel(f"measured end to end ({unit}, median)")
+    ax.set_ylabel(f"predicted from the table ({unit})")
+    runtime = result.get("runtime", "eager")
+    ax.set_title(title or f"{runtime}, {result['n']} random nets: mean abs error {100 * result['mean_abs_error']:.1f}%")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -56,7 +56,13 @@ def write_search_report(out: str | Path) -> Path:
     randoms = [r for r in candidates if r["method"] == "random"]
     rows = {r["run"]: r for r in _jsonl(out / "retrain.jsonl")}
     nets = list(latency)
-    target = summary["target_ms"]
+    target, unit = summary["target"], summary["unit"]
+    runtime = {
+        "eager": "PyTorch eager",
+        "optimized": "the optimized rewrite (PyTorch)",
+        "ort": "ONNX Runtime",
+        "macs": "MACs counted (no device)",
+    }[cfg["runtime"]]
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,17 +73,17 @@ def write_search_report(out: str | Path) -> Path:
     ax = axes[0]
     for name, (m, s, _) in stats.items():
         ax.errorbar([latency[name]], [m], yerr=[s], marker="o", capsize=4, label=name, ls="none", ms=8)
-    ax.axvline(target, color="gray", ls="--", lw=1, label=f"target {target:.2f} ms")
-    ax.set_xlabel("measured latency (ms, median, end to end)")
+    ax.axvline(target, color="gray", ls="--", lw=1, label=f"target {target:.2f} {unit}")
+    ax.set_xlabel(f"{runtime}, end to end ({unit})")
     ax.set_ylabel("held-out top-1 after retraining (%), mean ± std over seeds")
     ax.set_title("retrained from scratch")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[1]
     for method, cand, color in (("random", randoms, "tab:gray"), ("evolution", evolved, "tab:blue")):
-        ax.scatter([r["latency_ms"] for r in cand], [r["top1"] for r in cand], s=10, alpha=0.6, c=color, label=method)
+        ax.scatter([r["latency"] for r in cand], [r["top1"] for r in cand], s=10, alpha=0.6, c=color, label=method)
     ax.axvline(target, color="gray", ls="--", lw=1)
-    ax.set_xlabel("predicted latency (ms, from the table)")
+    ax.set_xlabel(f"predicted from the table ({unit})")
     ax.set_ylabel("top-1 with supernet weights on held-out train images (%)")
     ax.set_title("candidates evaluated during the search")
     ax.legend(fontsize=8)
@@ -94,15 +100,14 @@ def write_search_report(out: str | Path) -> Path:
         "",
         f"- data: `{cfg['data']}` at {cfg['img_size']} px; space: {cfg['skeleton']}'s skeleton, the paper's "
         "per-block choices",
-        f"- latency: PyTorch eager, batch {cfg['batch']}, {cfg['threads']} thread(s); target {target:.3f} ms "
+        f"- latency: {runtime}, batch {cfg['batch']}, {cfg['threads']} thread(s); target {target:.3f} {unit} "
         f"({'hard constraint' if hard else 'soft reward, w = ' + str(cfg['w'])})",
         f"- supernet: {epochs} epochs of uniform single-path training; {budget} candidates evaluated by "
         "evolution and as many by random search (BN recalibrated, top-1 on images held out from the train split)",
         f"- retraining: {cfg['retrain_epochs']} epochs, seeds {', '.join(map(str, cfg['seeds']))}, the same recipe "
         "for every net; top-1 on the data's own validation split",
         "",
-        "| net | measured latency (ms) | retrained top-1 (%) | per seed | supernet top-1 (%) "
-        "| predicted latency (ms) |",
+        f"| net | end to end ({unit}) | retrained top-1 (%) | per seed | supernet top-1 (%) | predicted ({unit}) |",
         "|---|---|---|---|---|---|",
     ]
     search_rows = {"found": summary["found"], "random_best": summary["random_best"]}
@@ -111,20 +116,20 @@ def write_search_report(out: str | Path) -> Path:
         sr = search_rows.get(name, {})
         lines.append(
             f"| {name} | {latency[name]:.3f} | {m:.2f} ± {s:.2f} | {' / '.join(f'{x:.2f}' for x in v)} | "
-            f"{_num(sr.get('top1'), 2)} | {_num(sr.get('latency_ms'), 3)} |"
+            f"{_num(sr.get('top1'), 2)} | {_num(sr.get('latency'), 3)} |"
         )
     lines += [
         "",
         f"{skeleton}: the skeleton at the width whose measured latency is closest to the found net's "
-        + f"({match['found_ms']:.3f} ms).",
+        + f"({match['found']:.3f} {unit}).",
     ]
     widest_gap = abs(latency[skeleton] - latency["found"]) / latency["found"]
     if widest_gap > 0.1:
         fastest = min(match["by_width"].items(), key=lambda kv: kv[1])
         lines.append("")
         lines.append(
-            f"No width reaches that latency here: the fastest, width {fastest[0]}, runs in {fastest[1]:.3f} ms "
-            f"({fastest[1] / match['found_ms']:.1f}x the found net's), so this comparison is at the closest "
+            f"No width reaches that latency here: the fastest, width {fastest[0]}, takes {fastest[1]:.3f} {unit} "
+            f"({fastest[1] / match['found']:.1f}x the found net's), so this comparison is at the closest "
             "latency width scaling reaches, not at the same one."
         )
     for name, cand in (("evolution", evolved), ("random search", randoms)):

@@ -2,7 +2,8 @@
 
 Three nets are trained with the same recipe and seeds: the evolution's best, the random search's best, and
 the skeleton (MixNet-S) with the width multiplier whose measured latency is closest to the found net's.
-Their end-to-end latency is measured interleaved in one session, and the report says whether the search
+Their end-to-end latency is measured interleaved in one session (in the search's runtime; counted for
+the MACs proxy), and the report says whether the search
 won, with the spread over seeds.
 """
 
@@ -31,9 +32,10 @@ def _rows(path: Path) -> dict[str, dict]:
 
 
 def matched_width(cfg, space: SearchSpace, found_config) -> tuple[float, float, dict[float, float]]:
-    """The skeleton's width whose measured latency is closest to the found net's: (width, found ms, width -> ms)."""
+    """The skeleton's width whose latency (in the search's runtime) is closest to the found net's:
+    (width, found's latency, width -> latency)."""
     configs = [found_config] + [space.base.replace(width_mult=w) for w in WIDTHS]
-    ms = measure_configs(configs, img_size=cfg.img_size, batch=cfg.batch, threads=cfg.threads)
+    ms = measure_configs(configs, runtime=cfg.runtime, img_size=cfg.img_size, batch=cfg.batch, threads=cfg.threads)
     by_width = dict(zip(WIDTHS, ms[1:], strict=True))
     width = min(WIDTHS, key=lambda w: abs(by_width[w] - ms[0]))
     return width, ms[0], by_width
@@ -76,10 +78,10 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
     if match_path.exists():
         match = json.loads(match_path.read_text())
     else:
-        width, found_ms, by_width = matched_width(cfg, space, found_config)
-        match = {"width": width, "found_ms": found_ms, "by_width": {str(k): v for k, v in by_width.items()}}
+        width, found, by_width = matched_width(cfg, space, found_config)
+        match = {"width": width, "found": found, "by_width": {str(k): v for k, v in by_width.items()}}
         match_path.write_text(json.dumps(match, indent=2) + "\n")
-    log(f"{cfg.skeleton} at width {match['width']} is closest to the found net's {match['found_ms']:.3f} ms")
+    log(f"{cfg.skeleton} at width {match['width']} is closest to the found net's {match['found']:.3f}")
     nets = {
         "found": {"arch": str(out / "found.json")},
         "random_best": {"arch": str(out / "random_best.json")},
@@ -119,7 +121,7 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
         space.config(archs[result.random_best["arch"]]),
         space.base.replace(width_mult=match["width"]),
     ]
-    ms = measure_configs(configs, img_size=cfg.img_size, batch=cfg.batch, threads=cfg.threads)
+    ms = measure_configs(configs, runtime=cfg.runtime, img_size=cfg.img_size, batch=cfg.batch, threads=cfg.threads)
     latency = dict(zip(nets, ms, strict=True))
     (out / "final_latency.json").write_text(json.dumps(latency, indent=2) + "\n")
     from mixnet.search.report import write_search_report

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 from mixnet.io.atomic import atomic_write
 from mixnet.models.archfile import save_arch
 from mixnet.search.evolve import Evaluator, Objective, best, check_target, evolution_search, random_search
-from mixnet.search.latency import LatencyTable, load_table, measure_configs, measure_table
-from mixnet.search.space import Arch, SearchSpace
+from mixnet.search.latency import RUNTIMES, LatencyTable, load_table, measure_configs, measure_table
+from mixnet.search.space import SKIP, Arch, SearchSpace
 from mixnet.search.train import build_splits, train_supernet
 from mixnet.train.distributed import DistInfo, cleanup_distributed, init_distributed
 
@@ -35,13 +35,15 @@ class SearchConfig:
     data: str = "cluttered-digits"
     img_size: int = 40
     skeleton: str = "mixnet_s"
+    elastic_depth: bool = False
     # latency
+    runtime: str = "eager"
     batch: int = 1
     threads: int = 1
     table: str | None = None
     allow_table_mismatch: bool = False
-    # objective
-    target_ms: float | None = None
+    # objective (the target in the table's unit: ms, or MMAC for the MACs proxy)
+    target: float | None = None
     target_fraction: float = 0.5
     w: float = -0.07
     hard: bool = True
@@ -69,8 +71,10 @@ class SearchConfig:
         problems = []
         if self.img_size < 8 or self.batch < 1 or self.threads < 1 or self.epochs < 1 or self.batch_size < 1:
             problems.append("img_size >= 8, batch, threads, epochs and batch_size >= 1")
-        if self.target_ms is not None and self.target_ms <= 0:
-            problems.append(f"target_ms must be > 0, got {self.target_ms}")
+        if self.target is not None and self.target <= 0:
+            problems.append(f"target must be > 0, got {self.target}")
+        if self.runtime not in RUNTIMES:
+            problems.append(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if not 0 < self.target_fraction <= 1:
             problems.append(f"target_fraction must be in (0, 1], got {self.target_fraction}")
         if self.population < 4 or self.generations < 1:
@@ -99,10 +103,11 @@ class SearchResult:
     """What a search produced (paths in the search folder)."""
 
     out: Path
-    target_ms: float
+    target: float
     found: dict
     random_best: dict
     files: dict = field(default_factory=dict)
+    unit: str = "ms"
 
 
 def _write(path: Path, text: str) -> None:
@@ -125,14 +130,28 @@ def prepare(cfg: SearchConfig, out: Path) -> None:
 
 def latency_table(cfg: SearchConfig, space: SearchSpace, out: Path, num_classes: int, log) -> LatencyTable:
     """The table given, the one in the folder, or a new measurement."""
-    expect = {"threads": cfg.threads, "batch": cfg.batch, "img_size": cfg.img_size, "skeleton": cfg.skeleton}
+    expect = {
+        "runtime": cfg.runtime,
+        "threads": cfg.threads,
+        "batch": cfg.batch,
+        "img_size": cfg.img_size,
+        "skeleton": cfg.skeleton,
+        "elastic_depth": cfg.elastic_depth,
+    }
     path = Path(cfg.table) if cfg.table else out / "latency_table.json"
     if path.exists():
         return load_table(path, expect=expect, allow_mismatch=cfg.allow_table_mismatch)
     if cfg.table:
         raise ValueError(f"latency table {cfg.table} does not exist; make one with `mixnet latency-table`")
-    log(f"measuring the latency table ({len(space.slots())} positions x {len(space.choices())} choices) ...")
-    table = measure_table(space, img_size=cfg.img_size, batch=cfg.batch, threads=cfg.threads, num_classes=num_classes)
+    log(f"{cfg.runtime} latency table ({len(space.slots())} positions x {len(space.choices())} choices) ...")
+    table = measure_table(
+        space,
+        runtime=cfg.runtime,
+        img_size=cfg.img_size,
+        batch=cfg.batch,
+        threads=cfg.threads,
+        num_classes=num_classes,
+    )
     table.save(path)
     return table
 
@@ -143,7 +162,7 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
     out = Path(out)
     info = init_distributed(cfg.device)
     try:
-        space = SearchSpace(cfg.skeleton)
+        space = SearchSpace(cfg.skeleton, elastic_depth=cfg.elastic_depth)
         space.check_skeleton()  # before anything is measured or trained
         if info.is_main:
             prepare(cfg, out)
@@ -184,26 +203,32 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
 
 
 def _target(cfg: SearchConfig, space: SearchSpace, table: LatencyTable, out: Path, log) -> float:
-    """The target in ms: given, or a fraction of the skeleton's latency as the table predicts it.
+    """The target in the table's unit: given, or a fraction of the skeleton's latency as the table predicts it.
 
     The table's prediction (checked against whole nets by ``mixnet latency-table --check``) rather than a
     new measurement: the constraint is judged with the table, so the target must be in the same terms; a
     single end-to-end measurement at another moment moves by 10-15% on a shared machine.
     """
-    if cfg.target_ms is not None:
-        return cfg.target_ms
+    if cfg.target is not None:
+        return cfg.target
     path = out / "target.json"
     if path.exists():
-        return json.loads(path.read_text())["target_ms"]
+        return json.loads(path.read_text())["target"]
     try:
-        skeleton_ms = table.predict(space.of_config(space.base))
+        skeleton = table.predict(space.of_config(space.base))
     except ValueError:  # the skeleton is not a point of a restricted space: measure it
-        skeleton_ms = measure_configs(
-            [space.base], img_size=cfg.img_size, batch=cfg.batch, threads=cfg.threads, num_classes=table.num_classes
+        skeleton = measure_configs(
+            [space.base],
+            runtime=cfg.runtime,
+            img_size=cfg.img_size,
+            batch=cfg.batch,
+            threads=cfg.threads,
+            num_classes=table.num_classes,
         )[0]
-    target = cfg.target_fraction * skeleton_ms
-    log(f"{cfg.skeleton}: {skeleton_ms:.3f} ms here; target {cfg.target_fraction:g} x that = {target:.3f} ms")
-    record = {"skeleton_ms": skeleton_ms, "fraction": cfg.target_fraction, "target_ms": target}
+    target = cfg.target_fraction * skeleton
+    u = table.unit
+    log(f"{cfg.skeleton}: {skeleton:.3f} {u} here; target {cfg.target_fraction:g} x that = {target:.3f} {u}")
+    record = {"skeleton": skeleton, "fraction": cfg.target_fraction, "target": target, "unit": u}
     _write(path, json.dumps(record) + "\n")
     return target
 
@@ -237,13 +262,14 @@ def _search_and_report(cfg, space, splits, supernet, table, target, out: Path, i
     archs = _archs_by_key(space, keys)
     files = {}
     for name, row in (("found", found), ("random_best", random_best)):
-        meta = {k: row[k] for k in ("top1", "latency_ms", "reward")} | {"method": row["method"], "target_ms": target}
+        meta = {k: row[k] for k in ("top1", "latency", "reward")} | {"method": row["method"], "target": target}
+        meta["unit"] = table.unit
         files[name] = save_arch(out / f"{name}.json", space.config(archs[row["arch"]]), name, meta)
     _write(
         out / "search_summary.json",
-        json.dumps({"target_ms": target, "found": found, "random_best": random_best}, indent=2) + "\n",
+        json.dumps({"target": target, "unit": table.unit, "found": found, "random_best": random_best}, indent=2) + "\n",
     )
-    result = SearchResult(out, target, found, random_best, files)
+    result = SearchResult(out, target, found, random_best, files, table.unit)
     if cfg.retrain_epochs:
         from mixnet.search.retrain import retrain_and_report
 
@@ -257,7 +283,7 @@ def _archs_by_key(space: SearchSpace, keys) -> dict[str, Arch]:
     lookup = {}
     from mixnet.search.latency import choice_key
 
-    for c in space.choices():
+    for c in [*space.choices(), SKIP]:
         lookup[choice_key(c)] = c
     for key in keys:
         by_key[key] = tuple(lookup[k] for k in key.split("|"))

@@ -3,14 +3,17 @@
 The skeleton fixes the number of blocks, their strides and widths (after MixNet-S, by default). Each block
 chooses its depthwise MixConv kernel groups ({3}, {3,5}, {3,5,7}, {3,5,7,9}, {3,...,11}, equal split),
 expansion ratio {1, 3, 6}, squeeze-excite ratio {none, 0.25, 0.5}, ReLU or swish, and 1 or 2 groups for
-its expansion and projection 1x1 convs; the identity shortcut is used wherever the shapes allow. A point
-of the space is an :class:`Arch`, which becomes an ordinary :class:`mixnet.MixNetConfig` (and an
+its expansion and projection 1x1 convs; the identity shortcut is used wherever the shapes allow. With
+``elastic_depth`` a block that is not the first of its stage (stride 1, same width in and out) may also be
+left out (the :data:`SKIP` choice), so stage depths are searched too. A point of the space is an
+:class:`Arch`, which becomes an ordinary :class:`mixnet.MixNetConfig` (and an
 architecture file).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from dataclasses import dataclass
 
@@ -45,8 +48,13 @@ class BlockChoice:
     expand_groups: int
     project_groups: int
 
+    @property
+    def is_skip(self) -> bool:
+        """Whether this is :data:`SKIP` (the block left out)."""
+        return not self.kernels
+
     def block(self, slot: Slot) -> BlockArgs:
-        """The block this choice gives at ``slot``."""
+        """The block this choice gives at ``slot`` (not for :data:`SKIP`, which gives none)."""
         return BlockArgs(
             repeats=1,
             kernel_sizes=self.kernels,
@@ -62,6 +70,7 @@ class BlockChoice:
 
 
 Arch = tuple[BlockChoice, ...]
+SKIP = BlockChoice((), 0, None, False, 1, 1)  # elastic depth: the block is left out
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class SearchSpace:
         kernels, expansions, se_ratios, swish, groups: the choices (the paper's by default).
         skeleton_config: a config to use as the skeleton instead of the registered one (small tests,
             custom skeletons).
+        elastic_depth: allow leaving out any block but the first of each stage (searching stage depths).
     """
 
     skeleton: str = "mixnet_s"
@@ -82,6 +92,7 @@ class SearchSpace:
     swish: tuple[bool, ...] = SWISH
     groups: tuple[int, ...] = GROUPS
     skeleton_config: MixNetConfig | None = None
+    elastic_depth: bool = False
 
     @property
     def base(self) -> MixNetConfig:
@@ -99,8 +110,20 @@ class SearchSpace:
         """Every block position, in order."""
         return [s for stage in self.stage_slots() for s in stage]
 
+    def skippable(self) -> list[bool]:
+        """Per position: whether the block may be left out (elastic depth, never a stage's first block)."""
+        return [
+            self.elastic_depth and j > 0 and s.stride == 1 and s.in_channels == s.out_channels
+            for stage in self.stage_slots()
+            for j, s in enumerate(stage)
+        ]
+
+    def choices_at(self, i: int) -> list[BlockChoice]:
+        """The choices of position ``i``: :meth:`choices`, and :data:`SKIP` where the block may be left out."""
+        return self.choices() + [SKIP] if self.skippable()[i] else self.choices()
+
     def choices(self) -> list[BlockChoice]:
-        """Every choice one block can take (the same set at every position)."""
+        """Every block choice (the same set at every position; :data:`SKIP` is not among them)."""
         out = []
         for k in self.kernels:
             for e in self.expansions:
@@ -113,12 +136,26 @@ class SearchSpace:
 
     def size(self) -> int:
         """Number of distinct architectures."""
-        return len(self.choices()) ** len(self.slots())
+        return math.prod(len(self.choices_at(i)) for i in range(len(self.slots())))
 
     def sample(self, rng: random.Random) -> Arch:
-        """A uniformly random architecture."""
-        choices = self.choices()
-        return tuple(rng.choice(choices) for _ in self.slots())
+        """A random architecture: each position's choice drawn uniformly, then made :meth:`canonical`."""
+        return self.canonical(tuple(rng.choice(self.choices_at(i)) for i in range(len(self.slots()))))
+
+    def canonical(self, arch: Arch) -> Arch:
+        """``arch`` with each stage's kept blocks first and its left-out ones last (the same net).
+
+        With elastic depth, a stage of depth d runs the supernet weights of its first d positions (as
+        Once-for-All keeps the first blocks of a stage), and one net has one architecture.
+        """
+        if not self.elastic_depth:
+            return tuple(arch)
+        out, i = [], 0
+        for slots in self.stage_slots():
+            stage = arch[i : i + len(slots)]
+            out += [c for c in stage if not c.is_skip] + [c for c in stage if c.is_skip]
+            i += len(slots)
+        return tuple(out)
 
     def config(self, arch: Arch) -> MixNetConfig:
         """The architecture as a config: the skeleton with one block row per searched block."""
@@ -127,8 +164,11 @@ class SearchSpace:
             raise ValueError(
                 f"an architecture of this space has {sum(len(s) for s in stage_slots)} blocks, got {len(arch)}"
             )
+        if any(c.is_skip and not ok for c, ok in zip(arch, self.skippable(), strict=True)):
+            raise ValueError("the architecture leaves out a block that this space must keep")
         it = iter(arch)
-        stages = tuple(tuple(next(it).block(slot) for slot in slots) for slots in stage_slots)
+        chosen = [[(next(it), slot) for slot in slots] for slots in stage_slots]
+        stages = tuple(tuple(c.block(slot) for c, slot in stage if not c.is_skip) for stage in chosen)
         # The skeleton's multipliers are already in the slots' widths, the stem's and the head's.
         base = self.base
         return dataclasses.replace(
@@ -156,18 +196,29 @@ class SearchSpace:
         Raises:
             ValueError: ``config`` is not a point of this space.
         """
-        blocks = [b for stage in config.scaled_stages() for b in expand_rows(stage)]
-        slots = self.slots()
-        if len(blocks) != len(slots):
-            raise ValueError(f"{len(blocks)} blocks, but this space has {len(slots)}")
+        stages = [expand_rows(stage) for stage in config.scaled_stages()]
+        stage_slots = self.stage_slots()
+        if len(stages) != len(stage_slots):
+            raise ValueError(f"{len(stages)} stages, but this space has {len(stage_slots)}")
+        skippable = iter(self.skippable())
         arch = []
-        for b, slot in zip(blocks, slots, strict=True):
-            if (b.stride, b.in_channels, b.out_channels) != (slot.stride, slot.in_channels, slot.out_channels):
-                raise ValueError(f"block {b} does not fit the skeleton's {slot}")
-            choice = BlockChoice(
-                b.kernel_sizes, int(b.expand_ratio), b.se_ratio, b.swish, b.expand_groups, b.project_groups
-            )
-            if choice not in self.choices():
-                raise ValueError(f"block {b} is not a choice of this space")
-            arch.append(choice)
+        for blocks, slots in zip(stages, stage_slots, strict=True):
+            if len(blocks) > len(slots):
+                raise ValueError(f"a stage of {len(blocks)} blocks, but this space has {len(slots)} there")
+            for j, slot in enumerate(slots):
+                may_skip = next(skippable)
+                if j >= len(blocks):
+                    if not may_skip:
+                        raise ValueError(f"a stage of {len(blocks)} blocks, but this space has {len(slots)} there")
+                    arch.append(SKIP)
+                    continue
+                b = blocks[j]
+                if (b.stride, b.in_channels, b.out_channels) != (slot.stride, slot.in_channels, slot.out_channels):
+                    raise ValueError(f"block {b} does not fit the skeleton's {slot}")
+                choice = BlockChoice(
+                    b.kernel_sizes, int(b.expand_ratio), b.se_ratio, b.swish, b.expand_groups, b.project_groups
+                )
+                if choice not in self.choices():
+                    raise ValueError(f"block {b} is not a choice of this space")
+                arch.append(choice)
         return tuple(arch)

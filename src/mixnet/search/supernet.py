@@ -109,7 +109,10 @@ class SuperBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, choice: BlockChoice, act: type[nn.Module]) -> torch.Tensor:
-        """Runs the path ``choice`` (``act``: the base activation, used where the choice is not swish)."""
+        """Runs the path ``choice`` (``act``: the base activation, used where the choice is not swish);
+        :data:`~mixnet.search.space.SKIP` passes ``x`` through."""
+        if choice.is_skip:
+            return x
         a = F.silu if choice.swish else act()
         c_in, c_out = self.slot.in_channels, self.slot.out_channels
         shortcut = x
@@ -237,8 +240,11 @@ class SuperNet(nn.Module):
         state |= {f"head.{k}": v.clone() for k, v in self.head.state_dict().items()}
         state |= {f"classifier.{k}": v.clone() for k, v in self.classifier.state_dict().items()}
         starts = _offsets([len(s) for s in self.space.stage_slots()])
+        kept = [0] * len(starts)  # blocks of each stage so far (left-out ones leave no block in the net)
         for i, (block, choice) in enumerate(zip(self.blocks, arch, strict=True)):
             stage = max(s for s in range(len(starts) - 1) if starts[s] <= i)
-            state |= block.extract(choice, f"stages.{stage}.{i - starts[stage]}.")
+            if not choice.is_skip:
+                state |= block.extract(choice, f"stages.{stage}.{kept[stage]}.")
+                kept[stage] += 1
         net.load_state_dict(state)
         return net.to(self.classifier.weight.device)

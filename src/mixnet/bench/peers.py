@@ -1,0 +1,375 @@
+"""MixNet against the networks a user would pick instead, in every runtime, with the machine's peak.
+
+``mixnet bench --peers`` runs, interleaved in one process per batch size: MixNet-S as timm builds it and as
+we deploy it, and timm's EfficientNet-B0, MobileNetV3-Large and MobileNetV2, each in PyTorch (channels_last,
+the faster eager layout on x86), ONNX Runtime and OpenVINO (fp32); plus a 2048x2048 fp32 GEMM, whose
+speed is this machine's practical peak in the same run. Hardware efficiency is
+``images/s x 2 x MACs / peak``: how much of the machine a network's arithmetic uses, which compares
+networks of different sizes fairly. MACs are counted by ``torch.utils.flop_counter`` on each PyTorch model
+(convolutions and matrix products), the same counter for every network.
+
+The published ImageNet top-1 of each network (from its paper) against its measured latency is the chart
+that says whether MixNet is worth it on this machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mixnet.errors import require
+from mixnet.timing import interleaved_medians
+
+PEERS = ("efficientnet_b0", "mobilenetv3_large_100", "mobilenetv2_100")
+# ImageNet top-1 (%) as each network's paper reports it (224 px, single crop).
+PUBLISHED_TOP1 = {
+    "mixnet_s": (75.8, "MixNet paper, Table 2"),
+    "mixnet_m": (77.0, "MixNet paper, Table 2"),
+    "efficientnet_b0": (77.1, "EfficientNet paper (arXiv v5), Table 2"),
+    "mobilenetv3_large_100": (75.2, "MobileNetV3 paper, Table 3"),
+    "mobilenetv2_100": (72.0, "MobileNetV2 paper, Table 4"),
+}
+RUNTIMES = ("PyTorch", "ORT", "OpenVINO")
+GEMM = "GEMM 2048 fp32"
+GEMM_N = 2048
+
+
+@dataclass
+class PeerRow:
+    """One network in one runtime at one batch size."""
+
+    model: str
+    impl: str  # "ours" or "timm"
+    runtime: str
+    batch: int
+    img_size: int
+    threads: int
+    macs_m: float
+    ms_per_batch: float
+    images_per_s: float
+    peak_gflops: float
+    pct_of_peak: float
+    top1: float
+    max_abs_diff: float = float("nan")
+
+    @property
+    def label(self) -> str:
+        """``ours mixnet_s ORT`` etc."""
+        return f"{self.impl} {self.model} {self.runtime}"
+
+
+def count_macs(model: nn.Module, img_size: int) -> float:
+    """Multiply-accumulates of one image (convolutions, linear layers, matrix products), in millions."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, 3, img_size, img_size))
+    return counter.get_total_flops() / 2 / 1e6
+
+
+def openvino_runner(path: str | Path, x: torch.Tensor, threads: int) -> Callable[[], torch.Tensor]:
+    """An OpenVINO CPU model of the ONNX file at ``x``'s static shape (fp32, latency hint, ``threads``)."""
+    ov = require("openvino", "bench", "mixnet bench --peers")
+    core = ov.Core()
+    model = core.read_model(str(path))
+    model.reshape({model.inputs[0]: list(x.shape)})
+    config = {
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
+    compiled = core.compile_model(model, "CPU", config)
+    request = compiled.create_infer_request()
+    feed = {0: x.numpy()}
+
+    def run() -> torch.Tensor:
+        request.infer(feed)
+        return torch.from_numpy(np.array(request.get_output_tensor(0).data))
+
+    return run
+
+
+def gemm_runner(threads: int) -> Callable[[], torch.Tensor]:
+    """One 2048x2048 fp32 matrix product (2 x 2048^3 FLOPs) with torch."""
+    del threads  # torch's thread count is set once for the whole run
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(GEMM_N, GEMM_N, generator=g)
+    b = torch.randn(GEMM_N, GEMM_N, generator=g)
+    return lambda: torch.mm(a, b)
+
+
+def _ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], torch.Tensor]:
+    from mixnet.deploy.export import ort_session
+
+    session = ort_session(path, threads)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    return lambda: torch.from_numpy(session.run(None, feed)[0])
+
+
+def _torch_runner(model: nn.Module, x: torch.Tensor, channels_last: bool) -> Callable[[], torch.Tensor]:
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+
+    return run
+
+
+def _nets(models: Sequence[str], peers: Sequence[str]) -> dict[tuple[str, str], nn.Module]:
+    """(impl, model) -> eval-mode network: timm's for every name, ours for the MixNets (timm's weights)."""
+    timm = require("timm", "bench", "mixnet bench --peers")
+    from mixnet.factory import create_model
+    from mixnet.io.convert import from_timm
+
+    torch.manual_seed(0)
+    nets: dict[tuple[str, str], nn.Module] = {}
+    for name in [*models, *peers]:
+        nets[("timm", name)] = timm.create_model(name).eval()
+    for name in models:
+        ours = create_model(name).eval()
+        ours.load_state_dict(from_timm(nets[("timm", name)].state_dict()))
+        nets[("ours", name)] = ours
+    return nets
+
+
+def peer_contenders(
+    nets: dict[tuple[str, str], nn.Module], batch: int, img_size: int, threads: int, workdir: Path
+) -> dict[str, tuple[str, str, str, Callable[[], torch.Tensor]]]:
+    """label -> (impl, model, runtime, run) for every network in every runtime, plus the GEMM and an A/A pair.
+
+    ONNX files are exported once per network into ``workdir``: ours as the optimized rewrite, timm's as is.
+    """
+    from mixnet.deploy.export import to_onnx
+    from mixnet.deploy.optimize import optimize_for_inference
+
+    x = torch.randn(batch, 3, img_size, img_size, generator=torch.Generator().manual_seed(1))
+    out: dict[str, tuple[str, str, str, Callable[[], torch.Tensor]]] = {}
+    for (impl, name), net in nets.items():
+        onnx_path = workdir / f"{impl}-{name}-{img_size}px.onnx"
+        if not onnx_path.exists():
+            to_onnx(net, onnx_path, img_size=img_size, optimize=impl == "ours", threads=threads)
+        if impl == "ours":
+            torch_run = _torch_runner(optimize_for_inference(net, img_size=img_size), x, False)
+        else:
+            torch_run = _torch_runner(net.to(memory_format=torch.channels_last), x, True)
+        for runtime, run in (
+            ("PyTorch", torch_run),
+            ("ORT", _ort_runner(onnx_path, x, threads)),
+            ("OpenVINO", openvino_runner(onnx_path, x, threads)),
+        ):
+            out[f"{impl} {name} {runtime}"] = (impl, name, runtime, run)
+    first = next(iter(nets))
+    aa = f"{first[0]} {first[1]} ORT"
+    twin = _ort_runner(workdir / f"{first[0]}-{first[1]}-{img_size}px.onnx", x, threads)
+    out[aa + " (A/A)"] = (first[0], first[1], "ORT (A/A)", twin)
+    out[GEMM] = ("", "", "GEMM", gemm_runner(threads))
+    return out
+
+
+def bench_peers(
+    models: Sequence[str] = ("mixnet_s",),
+    peers: Sequence[str] = PEERS,
+    batches: Sequence[int] = (1, 8),
+    *,
+    img_size: int = 224,
+    threads: int = 2,
+    rounds: int = 9,
+    iters: int = 2,
+    workdir: str | Path | None = None,
+    progress: bool = True,
+) -> list[PeerRow]:
+    """Images/s, % of the GEMM peak and published top-1 of every network in every runtime (see the module).
+
+    Every runtime of one network gets the same weights and input; they must agree within 1e-3 (the run
+    stops otherwise), and ours must agree with timm's MixNet.
+    """
+    torch.set_num_threads(threads)
+    nets = _nets(models, peers)
+    macs = {key: count_macs(net, img_size) for key, net in nets.items()}
+    rows: list[PeerRow] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(workdir) if workdir else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for batch in batches:
+            if progress:
+                print(f"bench peers: batch {batch} ...", flush=True)
+            contenders = peer_contenders(nets, batch, img_size, threads, work)
+            diffs = _agreement(contenders)
+            medians = interleaved_medians(
+                {k: v[3] for k, v in contenders.items()}, rounds=rounds, iters=iters, pause_s=0.05, progress=progress
+            )
+            peak = 2 * GEMM_N**3 / medians[GEMM] / 1e9
+            for label, (impl, name, runtime, _) in contenders.items():
+                if label == GEMM:
+                    continue
+                s = medians[label]
+                m = macs[(impl, name)]
+                rows.append(
+                    PeerRow(
+                        name,
+                        impl,
+                        runtime,
+                        batch,
+                        img_size,
+                        threads,
+                        round(m, 1),
+                        s * 1e3,
+                        batch / s,
+                        peak,
+                        100 * (batch / s) * 2 * m * 1e6 / (peak * 1e9),
+                        PUBLISHED_TOP1.get(name, (math.nan, ""))[0],
+                        diffs.get(label, math.nan),
+                    )
+                )
+    return rows
+
+
+def _agreement(contenders: dict, tol: float = 1e-3) -> dict[str, float]:
+    """Each contender's max abs logit difference to timm's PyTorch model of the same network."""
+    outs = {label: v[3]() for label, v in contenders.items() if label != GEMM}
+    diffs = {}
+    for label, (_, name, _, _) in contenders.items():
+        if label == GEMM:
+            continue
+        diffs[label] = (outs[label] - outs[f"timm {name} PyTorch"]).abs().max().item()
+    off = {k: v for k, v in diffs.items() if v > tol}
+    if off:
+        raise RuntimeError(f"runtimes disagree with timm's PyTorch model by more than {tol}: {off}")
+    return diffs
+
+
+def best_per_model(rows: Sequence[PeerRow]) -> dict[tuple[str, str, int], PeerRow]:
+    """The fastest runtime of each (impl, model, batch)."""
+    best: dict[tuple[str, str, int], PeerRow] = {}
+    for r in rows:
+        if "(A/A)" in r.runtime:
+            continue
+        key = (r.impl, r.model, r.batch)
+        if key not in best or r.images_per_s > best[key].images_per_s:
+            best[key] = r
+    return best
+
+
+def read_rows(path: str | Path) -> list[PeerRow]:
+    """Reads ``peers.csv`` back (to redraw without measuring)."""
+    types = {f.name: f.type for f in dataclasses.fields(PeerRow)}
+    conv = {"int": int, "float": float, "str": str}
+    with open(path, newline="") as f:
+        return [PeerRow(**{k: conv[str(types[k])](v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
+
+
+def write_outputs(rows: list[PeerRow], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
+    """Writes ``peers.csv``, ``peers.md`` and ``peers.png`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "peers.csv", "md": out / "peers.md", "png": out / "peers.png"}
+    with open(paths["csv"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[fld.name for fld in dataclasses.fields(PeerRow)])
+        w.writeheader()
+        w.writerows(dataclasses.asdict(r) for r in rows)
+    paths["md"].write_text(format_markdown(rows, info, command))
+    plot(rows, paths["png"], info)
+    return paths
+
+
+def format_markdown(rows: list[PeerRow], info: dict[str, str], command: str) -> str:
+    """The machine, the command, one table per batch size, and the ratios that decide."""
+    peaks = sorted({round(r.peak_gflops, 1) for r in rows})
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {info['cpu']} ({info['cores']} cores, {info['threads']} threads); "
+        + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("cpu", "cores", "threads")),
+        "",
+        f"Command: `{command}`",
+        "",
+        "Medians of interleaved rounds, every network in every runtime in one run per batch size (same input, "
+        "same weights per network: max abs diff is the logit difference to timm's PyTorch model). PyTorch: "
+        "timm's models in channels_last, ours as the optimized rewrite; ORT: 2 threads, no spinning; OpenVINO: "
+        "fp32, latency hint. % of peak = images/s x 2 x MACs / the GEMM's FLOP/s in the same run "
+        f"({', '.join(f'{p:g}' for p in peaks)} GFLOP/s). The A/A row is one contender measured twice: its "
+        "distance from its twin is the noise. Top-1: ImageNet, as each paper reports it.",
+    ]
+    for batch in sorted({r.batch for r in rows}):
+        lines += [
+            "",
+            f"### batch {batch}",
+            "",
+            "| network | runtime | images/s | ms/batch | MACs (M) | % of peak | top-1 (paper) | max abs diff |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted((r for r in rows if r.batch == batch), key=lambda r: -r.images_per_s):
+            lines.append(
+                f"| {r.impl} {r.model} | {r.runtime} | {r.images_per_s:.1f} | {r.ms_per_batch:.2f} | {r.macs_m:.0f} | "
+                f"{r.pct_of_peak:.0f}% | {r.top1:.1f} | {r.max_abs_diff:.1e} |"
+            )
+    lines += ["", "### The ratios", ""]
+    lines += summary_lines(rows)
+    return "\n".join(lines) + "\n"
+
+
+def summary_lines(rows: Sequence[PeerRow]) -> list[str]:
+    """Ours' best against timm's MixNet in its best runtime, and our efficiency against MobileNetV3's."""
+    best = best_per_model(rows)
+    out = []
+    for batch in sorted({r.batch for r in rows}):
+        for (impl, name, b), ours in best.items():
+            if impl != "ours" or b != batch:
+                continue
+            theirs = best.get(("timm", name, batch))
+            if theirs:
+                out.append(
+                    f"- batch {batch}: ours {name} ({ours.runtime}) {ours.images_per_s:.1f} images/s = "
+                    f"{ours.images_per_s / theirs.images_per_s:.2f}x timm's {name} in its best runtime "
+                    f"({theirs.runtime}, {theirs.images_per_s:.1f})"
+                )
+            v3 = best.get(("timm", "mobilenetv3_large_100", batch))
+            if v3:
+                out.append(
+                    f"- batch {batch}: ours {name} uses {ours.pct_of_peak:.0f}% of peak, MobileNetV3-Large "
+                    f"({v3.runtime}) {v3.pct_of_peak:.0f}%: {ours.pct_of_peak / v3.pct_of_peak:.2f}x its efficiency"
+                )
+    return out
+
+
+def plot(rows: list[PeerRow], path: Path, info: dict[str, str]) -> None:
+    """Published top-1 against measured latency (each network's runtimes; its fastest ringed), per batch size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if "(A/A)" not in r.runtime and not math.isnan(r.top1)]
+    batches = sorted({r.batch for r in rows})
+    best = best_per_model(rows)
+    markers = {"PyTorch": "s", "ORT": "o", "OpenVINO": "^"}
+    fig, axes = plt.subplots(1, len(batches), figsize=(6.5 * len(batches), 4.8), squeeze=False)
+    colors = {}
+    for ax, batch in zip(axes[0], batches, strict=True):
+        for r in (r for r in rows if r.batch == batch):
+            key = f"{r.impl} {r.model}"
+            color = colors.setdefault(key, f"C{len(colors)}")
+            ms = r.ms_per_batch / r.batch
+            ax.scatter([ms], [r.top1], marker=markers.get(r.runtime, "x"), color=color, s=40, alpha=0.8)
+            if best[(r.impl, r.model, batch)] is r:
+                ax.scatter([ms], [r.top1], s=160, facecolors="none", edgecolors=color, lw=1.5)
+                ax.annotate(f"{key} ({r.runtime})", (ms, r.top1), xytext=(6, 4), textcoords="offset points", fontsize=8)
+        for runtime, marker in markers.items():
+            ax.scatter([], [], marker=marker, color="gray", label=runtime)
+        ax.set(xlabel="measured latency per image (ms, median)", ylabel="ImageNet top-1 (%, as published)")
+        ax.set_title(f"batch {batch} ({statistics.median(r.peak_gflops for r in rows):.0f} GFLOP/s GEMM peak)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="runtime (ring: fastest)", title_fontsize=8)
+    fig.suptitle(f"Accuracy vs latency on {info['cpu']}, {info['threads']} threads")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
