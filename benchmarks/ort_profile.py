@@ -1,12 +1,14 @@
 """Where ONNX Runtime spends the time: per-op-type totals of our MixNet export against timm's peers.
 
 ORT's own profiler (``SessionOptions.enable_profiling``) records every node's kernel time; this sums them
-by op type (and, for convolutions, by kind: depthwise by kernel size, 1x1, other) over ``--runs`` calls
-after a warmup, per network, and prints one markdown table with each network's share of its own time, plus
-its total per image. Layout reorders that ORT inserts (``ReorderInput``/``ReorderOutput`` for its blocked
-NCHWc convolutions) show up as their own rows.
+by op type (convolutions by kind, read off their weight shape: depthwise by kernel size, 1x1, other) over
+``--runs`` calls after a warmup, per network, and prints one markdown table with each network's share of
+its own kernel time, plus its time per call. Layout reorders that ORT inserts (``ReorderInput`` /
+``ReorderOutput`` around its blocked NCHWc convolutions) show up as their own rows. ``--int8`` adds our
+export quantized as ``mixnet quantize`` does it.
 
-    .venv/bin/python benchmarks/ort_profile.py --batch-size 1 --threads 2 --out docs/bench/ort_profile.md
+    .venv/bin/python benchmarks/ort_profile.py --batch-size 1 --int8 --out docs/bench/ort_profile_b1.md
+    .venv/bin/python benchmarks/ort_profile.py --batch-size 8 --runs 20 --int8 --out docs/bench/ort_profile_b8.md
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import onnx
 import onnxruntime as ort
 import timm
 import torch
@@ -27,24 +28,18 @@ from mixnet.deploy.export import to_onnx
 from mixnet.io.convert import from_timm
 
 
-def conv_kinds(path: Path) -> dict[str, str]:
-    """Node name -> ``depthwise kK`` / ``1x1`` / ``conv kK`` for every Conv of the ONNX graph (shapes from
-    the initializers, after ORT's graph optimizations are not applied: node names survive fusion)."""
-    model = onnx.load(str(path))
-    weights = {t.name: list(t.dims) for t in model.graph.initializer}
-    kinds = {}
-    for node in model.graph.node:
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
-            continue
-        out_c, in_per_group, kh, _ = weights[node.input[1]]
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        if group > 1 and in_per_group == 1:
-            kinds[node.name] = f"depthwise k{kh}"
-        elif kh == 1:
-            kinds[node.name] = "1x1"
-        else:
-            kinds[node.name] = f"conv k{kh}"
-    return kinds
+def conv_kind(op: str, input_shapes: list[dict]) -> str:
+    """``depthwise kK`` / ``1x1`` / ``conv kK`` from a convolution node's weight shape (its second input, as
+    ORT's profiler records it); the op type itself for anything else."""
+    if "Conv" not in op or len(input_shapes) < 2:
+        return op
+    shape = next(iter(input_shapes[1].values()))
+    if len(shape) != 4:
+        return f"{op} (other)"
+    out_c, in_per_group, kh, _ = shape
+    if in_per_group == 1 and out_c > 1:
+        return f"{op} depthwise k{kh}"
+    return f"{op} 1x1" if kh == 1 else f"{op} k{kh}"
 
 
 def profile(
@@ -67,7 +62,6 @@ def profile(
     run_ends = sorted(e["ts"] + e["dur"] for e in events if e.get("name") == "model_run")
     start = run_ends[warmup - 1]
     events = [e for e in events if e.get("ts", 0) > start]
-    kinds = conv_kinds(path)
     totals: dict[str, float] = collections.defaultdict(float)
     whole = 0.0
     for e in events:
@@ -75,11 +69,7 @@ def profile(
             whole += e["dur"]
         if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
             continue
-        op = e["args"].get("op_name", "?")
-        node = e["name"][: -len("_kernel_time")]
-        key = kinds.get(node, op) if op in ("Conv", "FusedConv") else op
-        if op == "FusedConv" and node not in kinds:
-            key = "FusedConv (other)"
+        key = conv_kind(e["args"].get("op_name", "?"), e["args"].get("input_type_shape", []))
         totals[key] += e["dur"]
     return {k: v / runs for k, v in totals.items()}, whole / runs
 
@@ -91,6 +81,9 @@ def main() -> int:
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=50)
+    p.add_argument(
+        "--int8", action="store_true", help="also our export quantized (ORT static, per-channel QDQ) beside ours fp32"
+    )
     p.add_argument("--out", default=None, help="also write the markdown table here")
     args = p.parse_args()
     torch.manual_seed(0)
@@ -109,6 +102,14 @@ def main() -> int:
             to_onnx(net, path, img_size=args.img_size, optimize=optimize, threads=args.threads)
             results[label] = profile(path, args.batch_size, args.img_size, args.threads, args.runs)
             print(f"{label}: {results[label][1] / 1e3:.2f} ms per call", flush=True)
+            if args.int8 and label == "ours mixnet_s":
+                from mixnet.deploy.quantize import quantize_onnx
+
+                g = torch.Generator().manual_seed(0)
+                calib = [torch.randn(8, 3, args.img_size, args.img_size, generator=g).numpy() for _ in range(4)]
+                q = quantize_onnx(path, Path(tmp) / "ours_int8.onnx", calibration=calib)
+                results["ours mixnet_s int8"] = profile(q, args.batch_size, args.img_size, args.threads, args.runs)
+                print(f"ours mixnet_s int8: {results['ours mixnet_s int8'][1] / 1e3:.2f} ms per call", flush=True)
     keys = sorted(
         {k for totals, _ in results.values() for k in totals}, key=lambda k: -results["ours mixnet_s"][0].get(k, 0)
     )

@@ -366,7 +366,8 @@ def plot(rows: list[PeerRow], path: Path, info: dict[str, str]) -> None:
         for runtime, marker in markers.items():
             ax.scatter([], [], marker=marker, color="gray", label=runtime)
         ax.set(xlabel="measured latency per image (ms, median)", ylabel="ImageNet top-1 (%, as published)")
-        ax.set_title(f"batch {batch} ({statistics.median(r.peak_gflops for r in rows):.0f} GFLOP/s GEMM peak)")
+        peak = statistics.median(r.peak_gflops for r in rows if r.batch == batch)
+        ax.set_title(f"batch {batch} ({peak:.0f} GFLOP/s GEMM peak in the same run)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="runtime (ring: fastest)", title_fontsize=8)
     fig.suptitle(f"Accuracy vs latency on {info['cpu']}, {info['threads']} threads")

@@ -145,7 +145,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "skeleton's)",
     )
     s.add_argument(
-        "--runtime", choices=RUNTIMES, default=None, help="latency runtime of the table measured here (eager)"
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="latency runtime: of the table measured here, or the one --table was measured on (eager)",
     )
     s.add_argument(
         "--target-fraction",

@@ -153,12 +153,18 @@ def repair(arch: Arch, space: SearchSpace, table: LatencyTable, objective: Objec
     """
     arch = list(space.canonical(arch))
     while not objective.feasible(table.predict(tuple(arch))):
+        options = [
+            [c for c in space.choices_at(i) if table.entries[i][choice_key(c)] < table.entries[i][choice_key(arch[i])]]
+            for i in range(len(arch))
+        ]
+        if not any(options):
+            raise ValueError(
+                f"no faster choice left, yet the net is over the target: the table ({table.fastest():.3f} "
+                f"{table.unit} at its fastest) does not fit this search space"
+            )
         i = rng.randrange(len(arch))
-        row = table.entries[i]
-        current = row[choice_key(arch[i])]
-        faster = [c for c in space.choices_at(i) if row[choice_key(c)] < current]
-        if faster:
-            arch[i] = rng.choice(faster)
+        if options[i]:
+            arch[i] = rng.choice(options[i])
             arch = list(space.canonical(tuple(arch)))
     return tuple(arch)
 
@@ -218,6 +224,7 @@ def evolution_search(
                 child = tuple(
                     rng.choice(space.choices_at(i)) if rng.random() < mutate_prob else c for i, c in enumerate(p)
                 )
+                child = space.redraw_depths(child, rng, mutate_prob)
             else:
                 a, b = rng.sample(parents, 2)
                 child = tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b, strict=True))

@@ -148,16 +148,18 @@ class LatencyTable:
 def load_table(path: str | Path, *, expect: dict | None = None, allow_mismatch: bool = False) -> LatencyTable:
     """Reads a table and checks it fits this machine and ``expect`` (settings such as threads, batch).
 
-    A ``macs`` table depends on no machine, thread count or batch size: only its skeleton, image size and
-    runtime are checked.
+    The runtime, skeleton, image size and elastic depth must always match; a ``macs`` table depends on no
+    machine, thread count or batch size, so only those are checked for it.
 
     Args:
         path: the table file.
         expect: settings the use needs (keys of :meth:`LatencyTable.settings`).
-        allow_mismatch: use a table from another machine or settings with a warning instead of refusing.
+        allow_mismatch: use a table from another machine, thread count or batch size with a warning instead
+            of refusing.
 
     Raises:
-        ValueError: not a table, a newer format, or (without ``allow_mismatch``) another machine or setting.
+        ValueError: not a table, a newer format, another runtime, skeleton, image size or space, or (without
+            ``allow_mismatch``) another machine or setting.
     """
     try:
         d = json.loads(Path(path).read_text())
@@ -175,6 +177,11 @@ def load_table(path: str | Path, *, expect: dict | None = None, allow_mismatch: 
     if d.get("unit") != UNITS[runtime]:
         raise ValueError(f"{path}: unit {d.get('unit')!r}, expected {UNITS[runtime]!r} for runtime {runtime!r}")
     table = LatencyTable(**d)
+    # What the table describes must fit the search: no flag makes another space or runtime usable.
+    for key in ("runtime", "skeleton", "img_size", "elastic_depth"):
+        if key in (expect or {}) and getattr(table, key) != expect[key]:
+            hint = f"; pass --runtime {table.runtime} to search with it" if key == "runtime" else ""
+            raise ValueError(f"latency table {path} is for {key} {getattr(table, key)!r}, not {expect[key]!r}{hint}")
     problems = []
     if table.measured:
         here = machine()
@@ -246,12 +253,17 @@ def _block_onnx(block: nn.Module, x: torch.Tensor, path: Path) -> Path:
 def _trunk_blocks(
     config, runtime: str, img_size: int, num_classes: int, channels_last: bool
 ) -> tuple[nn.Module, list[nn.Module]]:
-    """A net of ``config`` as the runtime runs it, and its blocks in order."""
+    """A net of ``config`` as the runtime runs it, and its blocks in order.
+
+    ONNX blocks come from the rewrite :func:`mixnet.deploy.export.to_onnx` exports (NCHW), so they are the
+    layers a deployed ONNX file holds (the fusion rules differ by layout above 28x28 pixels).
+    """
     net = MixNet(config, num_classes=num_classes).eval()
     if runtime in ("optimized", "ort"):
         from mixnet.deploy.optimize import optimize_for_inference
 
-        wrapper = optimize_for_inference(net, img_size=img_size, channels_last=channels_last)
+        cl = channels_last and runtime == "optimized"
+        wrapper = optimize_for_inference(net, img_size=img_size, channels_last=cl)
         return wrapper, [b for stage in wrapper.model.stages for b in stage]
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -260,8 +272,9 @@ def _trunk_blocks(
 
 def _input(batch: int, c: int, h: int, w: int, runtime: str, channels_last: bool) -> torch.Tensor:
     x = torch.randn(batch, c, h, w)
-    # The rewrite converts its own input; ONNX Runtime takes NCHW arrays.
-    return x.contiguous(memory_format=torch.channels_last) if channels_last and runtime == "eager" else x
+    # Blocks of the eager net and of the rewrite run on channels_last tensors inside a net (the rewrite's
+    # wrapper converts the input once); ONNX Runtime takes NCHW arrays.
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and runtime != "ort" else x
 
 
 def _block_macs(space: SearchSpace, choice: BlockChoice, img_size: int) -> list[float]:
@@ -326,7 +339,7 @@ def measure_table(
     rounds: int = 7,
     num_classes: int = 10,
     channels_last: bool = True,
-    calibration_nets: int = 5,
+    calibration_nets: int = 10,
     progress: bool = False,
 ) -> LatencyTable:
     """Times every choice at every position (interleaved per position), then the constant (see the module).

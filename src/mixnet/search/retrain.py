@@ -81,7 +81,8 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
         width, found, by_width = matched_width(cfg, space, found_config)
         match = {"width": width, "found": found, "by_width": {str(k): v for k, v in by_width.items()}}
         match_path.write_text(json.dumps(match, indent=2) + "\n")
-    log(f"{cfg.skeleton} at width {match['width']} is closest to the found net's {match['found']:.3f}")
+    unit = "MMAC" if cfg.runtime == "macs" else "ms"
+    log(f"{cfg.skeleton} at width {match['width']} is closest to the found net's {match['found']:.3f} {unit}")
     nets = {
         "found": {"arch": str(out / "found.json")},
         "random_best": {"arch": str(out / "random_best.json")},

@@ -121,7 +121,8 @@ def prepare(cfg: SearchConfig, out: Path) -> None:
     mine = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "train_threads", "workers")}
     if path.exists():
         saved = json.loads(path.read_text())
-        diff = sorted(k for k in mine if saved.get(k) != mine[k])
+        defaults = SearchConfig().to_dict()  # an option the record lacks had its default then
+        diff = sorted(k for k in mine if saved.get(k, defaults[k]) != mine[k])
         if diff:
             raise ValueError(f"{out} holds another search (differs in {', '.join(diff)}); use another --out")
         return

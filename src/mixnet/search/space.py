@@ -13,7 +13,6 @@ architecture file).
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from dataclasses import dataclass
 
@@ -135,12 +134,47 @@ class SearchSpace:
         return out
 
     def size(self) -> int:
-        """Number of distinct architectures."""
-        return math.prod(len(self.choices_at(i)) for i in range(len(self.slots())))
+        """Number of distinct architectures (with elastic depth: each stage depth counted once, its left-out
+        blocks last)."""
+        n = len(self.choices())
+        total, i = 1, 0
+        for slots in self.stage_slots():
+            may_skip = sum(self.skippable()[i : i + len(slots)])
+            total *= sum(n**d for d in range(len(slots) - may_skip, len(slots) + 1))
+            i += len(slots)
+        return total
 
     def sample(self, rng: random.Random) -> Arch:
-        """A random architecture: each position's choice drawn uniformly, then made :meth:`canonical`."""
-        return self.canonical(tuple(rng.choice(self.choices_at(i)) for i in range(len(self.slots()))))
+        """A random architecture: each position's choice drawn uniformly; with elastic depth, each stage's
+        depth is drawn uniformly first (as Once-for-All samples depths), its left-out blocks last."""
+        if not self.elastic_depth:
+            return tuple(rng.choice(self.choices_at(i)) for i in range(len(self.slots())))
+        choices, skippable, out, i = self.choices(), self.skippable(), [], 0
+        for slots in self.stage_slots():
+            keep_min = len(slots) - sum(skippable[i : i + len(slots)])
+            depth = rng.randint(keep_min, len(slots))
+            out += [rng.choice(choices) for _ in range(depth)] + [SKIP] * (len(slots) - depth)
+            i += len(slots)
+        return tuple(out)
+
+    def redraw_depths(self, arch: Arch, rng: random.Random, prob: float) -> Arch:
+        """``arch`` with each stage's depth drawn again with probability ``prob`` (elastic depth only; new
+        blocks get uniform choices). Mutation by single positions alone rarely changes a depth."""
+        if not self.elastic_depth:
+            return tuple(arch)
+        arch = self.canonical(arch)
+        choices, skippable, out, i = self.choices(), self.skippable(), [], 0
+        for slots in self.stage_slots():
+            stage = list(arch[i : i + len(slots)])
+            if rng.random() < prob:
+                keep_min = len(slots) - sum(skippable[i : i + len(slots)])
+                depth = rng.randint(keep_min, len(slots))
+                kept = [c for c in stage if not c.is_skip][:depth]
+                kept += [rng.choice(choices) for _ in range(depth - len(kept))]
+                stage = kept + [SKIP] * (len(slots) - depth)
+            out += stage
+            i += len(slots)
+        return tuple(out)
 
     def canonical(self, arch: Arch) -> Arch:
         """``arch`` with each stage's kept blocks first and its left-out ones last (the same net).
