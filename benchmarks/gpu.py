@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA GPU here: run this script on a GPU machine (or --device cpu for a smoke run)", file=sys.stderr)
         return 2
     amp = not args.no_amp
-    torch.backends.cudnn.benchmark = True
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     rows = []
     for name in args.models:
         for kind, batch, size, contenders in (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.metadata
 import math
 import os
 import platform
@@ -69,11 +70,11 @@ def machine_info(threads: int) -> dict[str, str]:
     except OSError:
         pass
     info = {"cpu": cpu, "cores": str(os.cpu_count()), "threads": str(threads), "torch": torch.__version__}
-    for mod in ("timm", "onnxruntime", "openvino"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except ImportError:
-            info[mod] = "not installed"
+    for dist in ("timm", "onnxruntime", "openvino"):
+        try:  # the installed version, without loading the package (OpenVINO's native runtime is heavy)
+            info[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            info[dist] = "not installed"
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
