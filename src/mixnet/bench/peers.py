@@ -14,8 +14,6 @@ that says whether MixNet is worth it on this machine.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import math
 import statistics
 import tempfile
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mixnet.bench.suite import ort_runner, read_csv, torch_runner, write_csv
 from mixnet.errors import require
 from mixnet.timing import interleaved_medians
 
@@ -110,22 +109,6 @@ def gemm_runner(threads: int) -> Callable[[], torch.Tensor]:
     return lambda: torch.mm(a, b)
 
 
-def _ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], torch.Tensor]:
-    from mixnet.deploy.export import ort_session
-
-    session = ort_session(path, threads)
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    return lambda: torch.from_numpy(session.run(None, feed)[0])
-
-
-def _torch_runner(model: nn.Module, x: torch.Tensor, channels_last: bool) -> Callable[[], torch.Tensor]:
-    def run() -> torch.Tensor:
-        with torch.inference_mode():
-            return model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
-
-    return run
-
-
 def _nets(models: Sequence[str], peers: Sequence[str]) -> dict[tuple[str, str], nn.Module]:
     """(impl, model) -> eval-mode network: timm's for every name, ours for the MixNets (timm's weights)."""
     timm = require("timm", "bench", "mixnet bench --peers")
@@ -160,18 +143,18 @@ def peer_contenders(
         if not onnx_path.exists():
             to_onnx(net, onnx_path, img_size=img_size, optimize=impl == "ours", threads=threads)
         if impl == "ours":
-            torch_run = _torch_runner(optimize_for_inference(net, img_size=img_size), x, False)
+            torch_run = torch_runner(optimize_for_inference(net, img_size=img_size), x)
         else:
-            torch_run = _torch_runner(net.to(memory_format=torch.channels_last), x, True)
+            torch_run = torch_runner(net.to(memory_format=torch.channels_last), x, torch.channels_last)
         for runtime, run in (
             ("PyTorch", torch_run),
-            ("ORT", _ort_runner(onnx_path, x, threads)),
+            ("ORT", ort_runner(onnx_path, x, threads)),
             ("OpenVINO", openvino_runner(onnx_path, x, threads)),
         ):
             out[f"{impl} {name} {runtime}"] = (impl, name, runtime, run)
     first = next(iter(nets))
     aa = f"{first[0]} {first[1]} ORT"
-    twin = _ort_runner(workdir / f"{first[0]}-{first[1]}-{img_size}px.onnx", x, threads)
+    twin = ort_runner(workdir / f"{first[0]}-{first[1]}-{img_size}px.onnx", x, threads)
     out[aa + " (A/A)"] = (first[0], first[1], "ORT (A/A)", twin)
     out[GEMM] = ("", "", "GEMM", gemm_runner(threads))
     return out
@@ -263,10 +246,7 @@ def best_per_model(rows: Sequence[PeerRow]) -> dict[tuple[str, str, int], PeerRo
 
 def read_rows(path: str | Path) -> list[PeerRow]:
     """Reads ``peers.csv`` back (to redraw without measuring)."""
-    types = {f.name: f.type for f in dataclasses.fields(PeerRow)}
-    conv = {"int": int, "float": float, "str": str}
-    with open(path, newline="") as f:
-        return [PeerRow(**{k: conv[str(types[k])](v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
+    return read_csv(path, PeerRow)
 
 
 def write_outputs(rows: list[PeerRow], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
@@ -274,10 +254,7 @@ def write_outputs(rows: list[PeerRow], out_dir: str | Path, info: dict[str, str]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "peers.csv", "md": out / "peers.md", "png": out / "peers.png"}
-    with open(paths["csv"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[fld.name for fld in dataclasses.fields(PeerRow)])
-        w.writeheader()
-        w.writerows(dataclasses.asdict(r) for r in rows)
+    write_csv(paths["csv"], rows, PeerRow)
     paths["md"].write_text(format_markdown(rows, info, command))
     plot(rows, paths["png"], info)
     return paths

@@ -84,7 +84,7 @@ def _need(module: str) -> object:
     return require(module, "bench", "mixnet bench")
 
 
-def _torch_runner(model: nn.Module, x: torch.Tensor, memory_format: torch.memory_format | None = None):
+def torch_runner(model: nn.Module, x: torch.Tensor, memory_format: torch.memory_format | None = None):
     """One forward pass on the shared NCHW input; a memory-format change is part of the timed work."""
 
     def run() -> torch.Tensor:
@@ -94,7 +94,7 @@ def _torch_runner(model: nn.Module, x: torch.Tensor, memory_format: torch.memory
     return run
 
 
-def _ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
+def ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
     from mixnet.deploy.export import ort_session
 
     session = ort_session(path, threads)
@@ -125,7 +125,7 @@ def inference_contenders(
     if is_arch_file(name):  # an architecture file (e.g. from mixnet search): no timm counterpart
         ours = create_model(name).eval()
         onnx_dir = workdir / f"{Path(name).stem}-{img_size}px"
-        out["ours eager (A/A)"] = _torch_runner(ours, x)
+        out["ours eager (A/A)"] = torch_runner(ours, x)
     else:
         timm = _need("timm")
         ref = timm.create_model(name).eval()
@@ -137,22 +137,22 @@ def inference_contenders(
         timm_onnx = onnx_dir / "timm.onnx"
         if not timm_onnx.exists():
             to_onnx(ref, timm_onnx, img_size=img_size, optimize=False, threads=threads)
-        out["timm eager"] = _torch_runner(ref, x)
-        out["timm eager (A/A)"] = _torch_runner(ref, x)
-        out["timm eager channels_last"] = _torch_runner(ref_cl, x, torch.channels_last)
-        out["timm ORT"] = _ort_runner(timm_onnx, x, threads)
+        out["timm eager"] = torch_runner(ref, x)
+        out["timm eager (A/A)"] = torch_runner(ref, x)
+        out["timm eager channels_last"] = torch_runner(ref_cl, x, torch.channels_last)
+        out["timm ORT"] = ort_runner(timm_onnx, x, threads)
     ours_onnx, int8_onnx = onnx_dir / "ours.onnx", onnx_dir / "ours.int8.onnx"
     if not ours_onnx.exists():
         to_onnx(ours, ours_onnx, img_size=img_size, optimize=True, threads=threads)
-    out["ours eager"] = _torch_runner(ours, x)
-    out["ours optimized"] = _torch_runner(optimize_for_inference(ours, img_size=img_size), x)
-    out["ours ORT fp32"] = _ort_runner(ours_onnx, x, threads)
+    out["ours eager"] = torch_runner(ours, x)
+    out["ours optimized"] = torch_runner(optimize_for_inference(ours, img_size=img_size), x)
+    out["ours ORT fp32"] = ort_runner(ours_onnx, x, threads)
     if int8:
         from mixnet.deploy.quantize import quantize_onnx
 
         if not int8_onnx.exists():
             quantize_onnx(ours_onnx, int8_onnx, calibration=_calibration_batches(img_size))
-        out["ours ORT int8"] = _ort_runner(int8_onnx, x, threads)
+        out["ours ORT int8"] = ort_runner(int8_onnx, x, threads)
     return out
 
 
@@ -288,12 +288,25 @@ def bench_training(
     return rows
 
 
-def read_rows(path: str | Path) -> list[Row]:
-    """Reads the rows of a ``bench.csv`` back (to redraw the table or plot without measuring again)."""
-    types = {f.name: f.type for f in dataclasses.fields(Row)}
+def read_csv(path: str | Path, cls: type) -> list:
+    """Rows of dataclass ``cls`` read back from a CSV that :func:`write_csv` wrote."""
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
     conv = {"int": int, "float": float, "str": str}
     with open(path, newline="") as f:
-        return [Row(**{k: conv[str(types[k])](v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
+        return [cls(**{k: conv[str(types[k])](v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
+
+
+def write_csv(path: Path, rows: Sequence, cls: type) -> None:
+    """Dataclass rows as CSV, one column per field."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[fld.name for fld in dataclasses.fields(cls)])
+        w.writeheader()
+        w.writerows(dataclasses.asdict(r) for r in rows)
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """Reads the rows of a ``bench.csv`` back (to redraw the table or plot without measuring again)."""
+    return read_csv(path, Row)
 
 
 def write_outputs(rows: list[Row], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
@@ -301,10 +314,7 @@ def write_outputs(rows: list[Row], out_dir: str | Path, info: dict[str, str], co
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "bench.csv", "md": out / "bench.md"}
-    with open(paths["csv"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[fld.name for fld in dataclasses.fields(Row)])
-        w.writeheader()
-        w.writerows(dataclasses.asdict(r) for r in rows)
+    write_csv(paths["csv"], rows, Row)
     paths["md"].write_text(format_markdown(rows, info, command))
     if any(r.kind == "inference" for r in rows):
         paths["png"] = out / "bench.png"

@@ -32,13 +32,14 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from mixnet.bench.suite import ort_runner, torch_runner
 from mixnet.models.complexity import Complexity, config_complexity, count_block
 from mixnet.models.mixnet import MixNet
 from mixnet.search.space import SKIP, Arch, BlockChoice, SearchSpace
@@ -221,22 +222,6 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _torch_runner(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> torch.Tensor:
-        with torch.inference_mode():
-            return module(x)
-
-    return run
-
-
-def _ort_runner(model: str | Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
-    from mixnet.deploy.export import ort_session
-
-    session = ort_session(model, threads)
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    return lambda: session.run(None, feed)
-
-
 def _block_onnx(block: nn.Module, x: torch.Tensor, path: Path) -> Path:
     """One block as an ONNX file.
 
@@ -376,7 +361,7 @@ def measure_table(
         for i, shape in enumerate(inputs):
             x = _input(batch, *shape, runtime, channels_last)
             contenders = {
-                key: _ort_runner(b[i], x, threads) if runtime == "ort" else _torch_runner(b[i], x)
+                key: ort_runner(b[i], x, threads) if runtime == "ort" else torch_runner(b[i], x)
                 for key, b in blocks.items()
             }
             medians = interleaved_medians(contenders, rounds=rounds, iters=2, warmup=2, settle=1)
@@ -471,10 +456,10 @@ def measure_configs(
 
                 path = Path(tmp) / f"{i}.onnx"
                 to_onnx(net, path, img_size=img_size, optimize=True, check=False, threads=threads)
-                contenders[str(i)] = _ort_runner(path, x, threads)
+                contenders[str(i)] = ort_runner(path, x, threads)
             else:
                 xi = x.contiguous(memory_format=torch.channels_last) if channels_last and runtime == "eager" else x
-                contenders[str(i)] = _torch_runner(net, xi)
+                contenders[str(i)] = torch_runner(net, xi)
         # Whole nets are bigger than blocks: three untimed calls per round before five timed ones keep them
         # warm however many share the cache (with one, 20 ORT nets interleaved timed 13% slower than warm).
         medians = interleaved_medians(contenders, rounds=rounds, iters=5, warmup=2, settle=3)
