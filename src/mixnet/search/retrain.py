@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from mixnet.search.latency import measure_configs
+from mixnet.search.latency import UNITS, measure_configs
 from mixnet.search.space import Arch, SearchSpace
 
 WIDTHS = tuple(round(0.25 + 0.05 * i, 2) for i in range(16))  # 0.25 .. 1.0
@@ -81,7 +81,7 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
         width, found, by_width = matched_width(cfg, space, found_config)
         match = {"width": width, "found": found, "by_width": {str(k): v for k, v in by_width.items()}}
         match_path.write_text(json.dumps(match, indent=2) + "\n")
-    unit = "MMAC" if cfg.runtime == "macs" else "ms"
+    unit = UNITS[cfg.runtime]
     log(f"{cfg.skeleton} at width {match['width']} is closest to the found net's {match['found']:.3f} {unit}")
     nets = {
         "found": {"arch": str(out / "found.json")},
