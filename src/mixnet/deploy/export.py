@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mixnet.deploy.optimize import optimize_for_inference
+from mixnet.deploy.optimize import onnx_rewrite, optimize_for_inference
 from mixnet.errors import MixnetError
 from mixnet.models.mixnet import MixNetTrunk
 
@@ -142,8 +142,11 @@ def _check_and_keep(
     return ExportResult(fmt, path, diff, check_batch)
 
 
-def prepare(model: nn.Module, *, img_size: int, optimize: bool, channels_last: bool = False) -> nn.Module:
-    """The module to export: ``optimize_for_inference`` at ``img_size``, or an eval-mode copy.
+def prepare(
+    model: nn.Module, *, img_size: int, optimize: bool, channels_last: bool = False, onnx: bool = False
+) -> nn.Module:
+    """The module to export: ``optimize_for_inference`` at ``img_size`` (:func:`onnx_rewrite` for ONNX),
+    or an eval-mode copy.
 
     A model kept in channels_last (as for training) is exported from a contiguous copy unless
     ``channels_last`` is asked for: ``torch.export`` fails on some nets whose weights mix the two layouts.
@@ -151,7 +154,10 @@ def prepare(model: nn.Module, *, img_size: int, optimize: bool, channels_last: b
     if optimize:
         if not isinstance(model, MixNetTrunk):
             raise TypeError(f"optimize=True needs a mixnet MixNet or MixNetFeatures, got {type(model).__name__}")
-        net = optimize_for_inference(model, img_size=img_size, channels_last=channels_last)
+        if onnx:
+            net = onnx_rewrite(model, img_size=img_size)
+        else:
+            net = optimize_for_inference(model, img_size=img_size, channels_last=channels_last)
     else:
         net = copy.deepcopy(model).eval()
     return net if channels_last else net.to(memory_format=torch.contiguous_format)
@@ -186,7 +192,7 @@ def to_onnx(
         path: output ``.onnx`` file (parent folders are created).
         img_size: input resolution (fixed in the graph; SAME padding is static for it).
         batch: batch size of the example input used for tracing.
-        optimize: export :func:`optimize_for_inference`'s rewrite (BN folded, MixConv fused).
+        optimize: export :func:`onnx_rewrite` (BN folded, every MixConv fused).
         opset: ONNX opset (default: the exporter's).
         check: run the file in ONNX Runtime on a batch of size ``batch + 1`` and compare to eager.
         tolerance: largest allowed max-abs difference in that check.
@@ -197,7 +203,7 @@ def to_onnx(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = prepare(model, img_size=img_size, optimize=optimize)
+    net = prepare(model, img_size=img_size, optimize=optimize, onnx=True)
     example = _example(net, batch, img_size)
     batch_dim = torch.export.Dim("batch", min=1, max=4096)
     kwargs = {"opset_version": opset} if opset else {}

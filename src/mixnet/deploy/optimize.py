@@ -14,6 +14,11 @@ channels_last. Which rewrite is used where follows rules measured per layer on a
 - grouped 1x1 (``a1.1``/``p1.1``): one ``groups=2`` conv beat split+cat everywhere; a block-diagonal
   dense 1x1 (one GEMM, twice the MACs) beat it at batch 1 and 8 only when each group has at most 16
   input channels (at batch 1 up to about 52, but then lost at batch 8), so dense is used up to 16.
+
+ONNX runtimes run convs in their own blocked layouts (ONNX Runtime's NCHWc, OpenVINO's nChw16c), not
+PyTorch's NCHW: there, fusing every MixConv was as fast or faster than the NCHW rule for whole networks
+(``benchmarks/onnx_rules.py``, docs/bench/onnx_rules.md), so :func:`onnx_rewrite`, the module
+:func:`mixnet.deploy.export.to_onnx` exports, fuses them all (``ONNX_FUSE_DEPTHWISE``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from mixnet.models.mixnet import MixNetTrunk
 # Rules read off the per-layer measurements (see the module docstring).
 NCHW_FUSE_MAX_PIXELS = 28 * 28
 DENSE_MAX_GROUP_IN = 16
+ONNX_FUSE_DEPTHWISE = True
 
 FuseChoice = Literal["auto"] | bool
 MergeChoice = Literal["auto", "split", "grouped", "dense"]
@@ -232,3 +238,9 @@ def optimize_for_inference(
         net = net.to(memory_format=torch.channels_last)
     out: nn.Module = InferenceMixNet(net, channels_last=channels_last, img_size=img_size, plan=plan).eval()
     return torch.compile(out) if compile else out
+
+
+def onnx_rewrite(model: MixNetTrunk, *, img_size: int) -> nn.Module:
+    """The rewrite exported to ONNX: NCHW (the runtimes choose their own layout), static padding for
+    ``img_size``, every MixConv fused (``ONNX_FUSE_DEPTHWISE``, measured in ONNX Runtime and OpenVINO)."""
+    return optimize_for_inference(model, img_size=img_size, channels_last=False, fuse_depthwise=ONNX_FUSE_DEPTHWISE)

@@ -240,15 +240,17 @@ def _trunk_blocks(
 ) -> tuple[nn.Module, list[nn.Module]]:
     """A net of ``config`` as the runtime runs it, and its blocks in order.
 
-    ONNX blocks come from the rewrite :func:`mixnet.deploy.export.to_onnx` exports (NCHW), so they are the
-    layers a deployed ONNX file holds (the fusion rules differ by layout above 28x28 pixels).
+    ONNX blocks come from the rewrite :func:`mixnet.deploy.export.to_onnx` exports
+    (:func:`mixnet.deploy.optimize.onnx_rewrite`), so they are the layers a deployed ONNX file holds.
     """
     net = MixNet(config, num_classes=num_classes).eval()
     if runtime in ("optimized", "ort"):
-        from mixnet.deploy.optimize import optimize_for_inference
+        from mixnet.deploy.optimize import onnx_rewrite, optimize_for_inference
 
-        cl = channels_last and runtime == "optimized"
-        wrapper = optimize_for_inference(net, img_size=img_size, channels_last=cl)
+        if runtime == "ort":
+            wrapper = onnx_rewrite(net, img_size=img_size)
+        else:
+            wrapper = optimize_for_inference(net, img_size=img_size, channels_last=channels_last)
         return wrapper, [b for stage in wrapper.model.stages for b in stage]
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
