@@ -111,6 +111,12 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args)))
         return
+    import importlib.util
+
+    if importlib.util.find_spec("nncf") is None:
+        sys.exit("this probe needs NNCF: pip install nncf")
+    if not Path(args.weights).is_file():
+        sys.exit(f"no model file {args.weights!r}: run `bash scripts/main.sh --out docs/demo` or pass --weights")
     from mixnet.bench.suite import machine_info
 
     info = machine_info(args.threads)
