@@ -11,8 +11,9 @@ process under two oneDNN ISA settings, because oneDNN reads the cap once, at loa
 
 Accuracy: top-1 on the digits' 500 held-out images of a model trained on them (``--weights``, default the
 main job's ``docs/demo/model.safetensors``: ``bash scripts/main.sh --out docs/demo`` makes it), fp32 vs
-int8 calibrated on ``--calib-images`` train images. Speed: ``mixnet_s`` (random weights) at 224 px, batch 1
-and 8, fp32 vs int8 in OpenVINO, interleaved medians. Needs ``pip install nncf``.
+int8 calibrated on ``--calib-images`` train images; as a cross-check, ONNX Runtime's own int8 file (as
+``mixnet quantize`` writes it) run in ONNX Runtime and in OpenVINO. Speed: ``mixnet_s`` (random weights)
+at 224 px, batch 1 and 8, fp32 vs int8 in OpenVINO, interleaved medians. Needs ``pip install nncf``.
 
     .venv/bin/python benchmarks/int8_openvino.py --out docs/bench/int8_openvino.md
 """
@@ -55,7 +56,7 @@ def worker(args: argparse.Namespace) -> dict:
     from mixnet.bench.peers import openvino_runner
     from mixnet.data import build_datasets, transform_for
     from mixnet.deploy.export import to_onnx
-    from mixnet.deploy.quantize import dataset_batches
+    from mixnet.deploy.quantize import dataset_batches, onnx_top1, quantize_onnx
     from mixnet.io.load import load_model
     from mixnet.timing import interleaved_medians
 
@@ -69,7 +70,11 @@ def worker(args: argparse.Namespace) -> dict:
         fp32 = to_onnx(model, tmp / "digits.onnx", img_size=spec.preprocess.img_size).path
         calib = dataset_batches(train, args.calib_images, batch_size=1)
         int8 = quantize(fp32, tmp / "digits.int8.xml", calib)
-        for label, path in (("fp32", fp32), ("int8", int8)):
+        # ONNX Runtime's own int8 file (as `mixnet quantize` writes it) in both runtimes: a cross-check that
+        # tells a wrong OpenVINO kernel from a bad quantization.
+        ort_int8 = quantize_onnx(fp32, tmp / "digits.ort-int8.onnx", calibration=calib)
+        out["ort_int8_top1_in_ort"] = onnx_top1(ort_int8, val, threads=args.threads)
+        for label, path in (("fp32", fp32), ("int8", int8), ("ort_int8", ort_int8)):
             compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
             correct = 0
             for i in range(len(val)):
@@ -142,9 +147,9 @@ def main() -> None:
         f"{args.calib_images} train images. Speed: mixnet_s, 224 px, images/s (medians of {args.rounds} "
         "interleaved rounds; the A/A row is fp32 measured twice).",
         "",
-        "| oneDNN ISA | int8 conv kernels | top-1 fp32 | top-1 int8 "
+        "| oneDNN ISA | int8 conv kernels | top-1 fp32 | top-1 int8 | ORT's int8 file: in ORT, in OpenVINO "
         "| b1 fp32 | b1 int8 | b1 A/A | b8 fp32 | b8 int8 | b8 A/A |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         speed = []
@@ -153,7 +158,8 @@ def main() -> None:
             speed += [f"{s['fp32']:.1f}", f"{s['int8']:.1f} ({s['int8'] / s['fp32']:.2f}x)", f"{s['fp32 A/A']:.1f}"]
         kernels = ", ".join(k for k in r["conv_kernels"] if "8" in k)
         lines.append(
-            f"| {r['isa']} | {kernels} | {r['fp32_top1']:.1f} | {r['int8_top1']:.1f} | " + " | ".join(speed) + " |"
+            f"| {r['isa']} | {kernels} | {r['fp32_top1']:.1f} | {r['int8_top1']:.1f} | "
+            f"{r['ort_int8_top1_in_ort']:.1f}, {r['ort_int8_top1']:.1f} | " + " | ".join(speed) + " |"
         )
     text = "\n".join(lines) + "\n"
     if args.out:

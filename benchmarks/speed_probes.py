@@ -9,6 +9,9 @@
    ``Resize`` (so the gate multiply has equal shapes, which ONNX Runtime's blocked kernels accept) and with
    its ``QuickGelu`` fusion of swish turned off (``Sigmoid`` + ``Mul`` stay in the blocked layout).
 4. ``bf16-train``: training steps of mixnet_s (ours and timm's) in fp32 and under CPU bf16 autocast.
+5. ``ort-int8``: our MixNet-S export in ONNX Runtime, fp32 against static int8 (per-channel QDQ, calibrated
+   on random inputs: speed only) with every op quantized (as ``mixnet quantize`` does) and with only the
+   convolutions quantized.
 
     .venv/bin/python benchmarks/speed_probes.py --out docs/bench/speed_probes.md
 """
@@ -234,6 +237,28 @@ def probe_bf16_train(rounds: int) -> list[str]:
     return lines
 
 
+def probe_ort_int8(tmp: Path, threads: int, rounds: int) -> list[str]:
+    from mixnet.bench.suite import ort_runner
+    from mixnet.deploy.export import to_onnx
+    from mixnet.deploy.quantize import quantize_onnx
+
+    torch.manual_seed(0)
+    fp32 = to_onnx(create_model("mixnet_s").eval(), tmp / "int8-fp32.onnx", img_size=224, threads=threads).path
+    g = torch.Generator().manual_seed(0)
+    calib = [torch.randn(8, 3, 224, 224, generator=g).numpy() for _ in range(4)]
+    files = {"fp32": fp32, "int8, every op": quantize_onnx(fp32, tmp / "int8-all.onnx", calibration=calib)}
+    conv_only = quantize_onnx(fp32, tmp / "int8-conv.onnx", calibration=calib, op_types=["Conv"])
+    files["int8, convolutions only"] = conv_only
+    lines = ["| batch | model | images/s |", "|---|---|---|"]
+    for batch in (1, 8):
+        x = torch.randn(batch, 3, 224, 224, generator=g)
+        med = interleaved_medians(
+            {k: ort_runner(p, x, threads) for k, p in files.items()}, rounds=rounds, iters=3, settle=1
+        )
+        lines += [f"| {batch} | {k} | {batch / v:.1f} ({med['fp32'] / v:.2f}x) |" for k, v in med.items()]
+    return lines
+
+
 def main() -> None:
     """Runs the probes and prints (or writes) one markdown report."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -265,6 +290,10 @@ def main() -> None:
                 lambda: probe_ort_se(tmp, args.threads, args.rounds),
             ),
             ("4. Training under CPU bf16 autocast", lambda: probe_bf16_train(max(3, args.rounds // 3))),
+            (
+                "5. int8 in ONNX Runtime: every op or only the convolutions (MixNet-S, 224 px)",
+                lambda: probe_ort_int8(tmp, args.threads, args.rounds),
+            ),
         )
         for title, run in sections:
             print(title, flush=True)

@@ -93,6 +93,27 @@ def test_int8_within_one_point_of_fp32(tmp_path, digits, trained, monkeypatch):
     assert report.speedup == pytest.approx(4.0) and report.as_dict()["speedup"] == pytest.approx(4.0)
 
 
+def test_quantize_onnx_op_types_limits_what_is_quantized(tmp_path):
+    # Every op ONNX Runtime can quantize (the default) vs the convolutions only: fewer tensors get a
+    # quantize/dequantize pair, and the weights of the convolutions are int8 in both.
+    from mixnet.deploy.export import to_onnx
+
+    torch.manual_seed(0)
+    fp32 = to_onnx(mixnet.MixNet(tiny_config(16, 96), num_classes=10).eval(), tmp_path / "m.onnx", img_size=SIZE).path
+    calib = [np.random.default_rng(0).standard_normal((4, 3, SIZE, SIZE), dtype=np.float32)]
+
+    def counts(path):
+        graph = onnx.load(str(path)).graph
+        n_q = sum(n.op_type == "QuantizeLinear" for n in graph.node)
+        return n_q, sum(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)
+
+    every = counts(quantize_onnx(fp32, tmp_path / "all.onnx", calibration=calib))
+    convs = counts(quantize_onnx(fp32, tmp_path / "conv.onnx", calibration=calib, op_types=["Conv"]))
+    n_convs = sum(n.op_type == "Conv" for n in onnx.load(str(fp32)).graph.node)
+    assert convs[0] < every[0], (convs, every)
+    assert convs[1] >= n_convs and every[1] >= n_convs
+
+
 def test_quantize_onnx_rejects_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         quantize_onnx(tmp_path / "none.onnx", tmp_path / "q.onnx", calibration=[])

@@ -11,7 +11,7 @@ speed measured interleaved (:mod:`mixnet.timing`).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,6 +46,7 @@ def quantize_onnx(
     calibration: Iterable[np.ndarray],
     per_channel: bool = True,
     method: str = "minmax",
+    op_types: Sequence[str] | None = None,
 ) -> Path:
     """Writes a QDQ int8 copy of an fp32 ONNX model, activation ranges calibrated on ``calibration``.
 
@@ -56,6 +57,7 @@ def quantize_onnx(
         per_channel: per-output-channel weight scales (needed for depthwise convs, whose channels
             differ widely in range once BN is folded in).
         method: activation range estimate: ``minmax``, ``entropy`` or ``percentile``.
+        op_types: quantize only these ONNX op types (e.g. ``["Conv"]``); None: every op ONNX Runtime can.
 
     Raises:
         ValueError: an unknown method, or no calibration data.
@@ -91,6 +93,7 @@ def quantize_onnx(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=methods[method],
+            op_types_to_quantize=list(op_types) if op_types is not None else None,
         )
         out.replace(int8_path)  # only a finished model lands at int8_path
     return int8_path
