@@ -18,57 +18,38 @@ and ``gpu.md`` (machine, versions, command, images/s and the ratio to timm in th
 from __future__ import annotations
 
 import argparse
-import csv
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from mixnet import create_model, optimize_for_inference
-from mixnet.bench.suite import machine_info
 from mixnet.io.convert import from_timm
-from mixnet.timing import interleaved_medians
+from mixnet.measure.machine import machine_info
+from mixnet.measure.output import emit, write_csv
+from mixnet.measure.runners import sgd_step_runner, torch_runner
+from mixnet.measure.timing import interleaved_medians
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+@dataclass
+class GpuRow:
+    """One contender of one model and kind."""
+
+    model: str
+    kind: str
+    contender: str
+    batch: int
+    img_size: int
+    amp: str
+    images_per_s: float
+    vs_timm: float
 
 
-def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool) -> Callable[[], None]:
-    """One SGD step of ``model`` on ``(x, y)`` under bf16 autocast, synchronized."""
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with _autocast(x.device, amp):
-            loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        _sync(x.device)
-
-    return step
-
-
-def infer(model: nn.Module, x: torch.Tensor, amp: bool) -> Callable[[], torch.Tensor]:
-    """One forward pass under inference mode and bf16 autocast, synchronized."""
-
-    def run() -> torch.Tensor:
-        with torch.inference_mode(), _autocast(x.device, amp):
-            out = model(x)
-        _sync(x.device)
-        return out
-
-    return run
+def _amp(on: bool) -> torch.dtype | None:
+    return torch.bfloat16 if on else None
 
 
 def training_contenders(name: str, batch: int, size: int, device: torch.device, amp: bool, compile_: bool) -> dict:
@@ -90,9 +71,9 @@ def training_contenders(name: str, batch: int, size: int, device: torch.device, 
     out = {}
     for key, net in nets.items():
         net = net.to(device).train().to(memory_format=cl)
-        out[key] = train_step(net, x, y, amp)
+        out[key] = sgd_step_runner(net, x, y, amp_dtype=_amp(amp))
         if compile_:
-            out[key + " compiled"] = train_step(torch.compile(net), x, y, amp)
+            out[key + " compiled"] = sgd_step_runner(torch.compile(net), x, y, amp_dtype=_amp(amp))
     return out
 
 
@@ -107,7 +88,7 @@ def inference_contenders(name: str, batch: int, size: int, device: torch.device,
     ours.load_state_dict(from_timm(ref.state_dict()))
     optimized = optimize_for_inference(ours, img_size=size)
     nets = {"timm": ref, "ours": ours, "ours optimized": optimized}
-    return {key: infer(net.to(device).to(memory_format=cl), x, amp) for key, net in nets.items()}
+    return {key: torch_runner(net.to(device).to(memory_format=cl), x, amp_dtype=_amp(amp)) for key, net in nets.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,24 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} {kind} batch {batch} at {size} px ...", flush=True)
             medians = interleaved_medians(contenders, rounds=args.rounds, iters=3, warmup=3)
             for key, s in medians.items():
+                precision = "bf16" if amp else "fp32"
                 rows.append(
-                    {
-                        "model": name,
-                        "kind": kind,
-                        "contender": key,
-                        "batch": batch,
-                        "img_size": size,
-                        "amp": "bf16" if amp else "fp32",
-                        "images_per_s": round(batch / s, 1),
-                        "vs_timm": round(medians["timm"] / s, 3),
-                    }
+                    GpuRow(name, kind, key, batch, size, precision, round(batch / s, 1), round(medians["timm"] / s, 3))
                 )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "gpu.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "gpu.csv", rows, GpuRow)
     info = machine_info(torch.get_num_threads())
     command = "python benchmarks/gpu.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     lines = [
@@ -182,12 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['model']} | {r['kind']} | {r['contender']} | {r['batch']} | {r['img_size']} | {r['amp']} | "
-        f"{r['images_per_s']} | {r['vs_timm']:.2f}x |"
+        f"| {r.model} | {r.kind} | {r.contender} | {r.batch} | {r.img_size} | {r.amp} | {r.images_per_s} | "
+        f"{r.vs_timm:.2f}x |"
         for r in rows
     ]
-    (out / "gpu.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    emit("\n".join(lines) + "\n", out / "gpu.md")
     return 0
 
 

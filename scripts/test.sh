@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=test bash scripts/setup.sh
-.venv/bin/ruff check src tests
-.venv/bin/ruff format --check src tests
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
 workers=${PYTEST_WORKERS:-2}
 if [ "$workers" -gt 0 ]; then
   .venv/bin/python -m pytest -n "$workers" "$@"

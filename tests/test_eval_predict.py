@@ -11,6 +11,9 @@ from conftest import randomize_bn, tiny_config
 from PIL import Image
 from safetensors.torch import save_file
 
+# A small MixNet trained on the digits at 28 px (from the int8 tests), for the exported files' accuracy.
+from test_quantize import SIZE, digits, trained  # noqa: F401
+
 import mixnet
 from mixnet.cli import main
 from mixnet.data import build_eval_dataset, eval_transform
@@ -165,7 +168,7 @@ def test_read_spec_rejects_bad_files(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         read_spec(tmp_path / "missing.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="is not a model file"):
         read_spec(tmp_path / "junk.pth")
     with pytest.raises(CheckpointError, match="2 class names for a classifier of 3 outputs"):
         read_spec(save_trainer_checkpoint(tmp_path / "ck.pth", model, ["a", "b"]))
@@ -372,3 +375,101 @@ def test_runtime_device_and_amp_rules(monkeypatch):
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
     with runtime.autocast(torch.device("cpu"), None):
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
+
+
+# ---------------------------------------------------------------- exported files (.onnx, int8 .onnx, OpenVINO .xml)
+
+
+def _eval_json(capsys, weights, *extra) -> dict:
+    assert main(["eval", "--weights", str(weights), "--json", "--workers", "0", "--threads", "1", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_exported_onnx_and_openvino_files_evaluate_and_predict_like_pytorch(tmp_path, digits, trained, capsys):  # noqa: F811
+    """A model trained on the digits, exported: each file, run in its runtime with the preprocessing and class
+    names it records, gives PyTorch's top-1 (within one image of 500) and the same predictions."""
+    _, _, classes = digits
+    # The digits at their native 28 px without a crop: a file that forgot this preprocessing (the digits'
+    # default is 32 px with a crop) would lose accuracy, so the comparison can fail.
+    spec = ModelSpec.from_model(trained, class_names=classes, preprocess=Preprocess(img_size=SIZE, crop_pct=1.0))
+    weights = mixnet.save_model(tmp_path / "digits.safetensors", trained, spec)
+    files = {}
+    for fmt in ("onnx", "openvino"):
+        args = ["export", "--weights", str(weights), "--format", fmt, "--out", str(tmp_path / "x"), "--json"]
+        assert main([*args, "--threads", "1"]) == 0
+        (files[fmt],) = [Path(f["path"]) for f in json.loads(capsys.readouterr().out)["files"]]
+    assert files["openvino"].with_suffix(".bin").is_file()
+    ref = _eval_json(capsys, weights)
+    assert ref["top1"] > 70 and ref["n"] == 500 and ref["runtime"] == "torch"
+    for fmt, path in files.items():
+        out = _eval_json(capsys, path)
+        assert out["runtime"] == {"onnx": "onnxruntime", "openvino": "openvino"}[fmt]
+        assert (out["n"], out["img_size"], out["crop_pct"]) == (500, SIZE, 1.0)
+        assert abs(out["top1"] - ref["top1"]) <= 0.2, (fmt, out["top1"], ref["top1"])
+        assert out["loss"] == pytest.approx(ref["loss"], abs=1e-3)
+    # The files record the spec: without it (the digits' 32 px default with a crop) accuracy is another.
+    other = _eval_json(capsys, weights, "--img-size", "32", "--crop-pct", "0.875")
+    assert other["top1"] != ref["top1"]
+    # predict: the same classes and probabilities from the .xml as from the weights, with the names.
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(0, 500, 50):
+        Image.fromarray(_digit(i)).save(images / f"{i}.png")
+    preds = {}
+    for key, path in (("torch", weights), ("openvino", files["openvino"])):
+        assert main(["predict", str(images), "--weights", str(path), "--json", "--workers", "1", "--topk", "2"]) == 0
+        preds[key] = json.loads(capsys.readouterr().out)
+    assert preds["openvino"]["runtime"] == "openvino"
+    for a, b in zip(preds["torch"]["predictions"], preds["openvino"]["predictions"], strict=True):
+        assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]] and a["top"][0]["class"] in classes
+        assert a["top"][0]["prob"] == pytest.approx(b["top"][0]["prob"], abs=1e-4)
+
+
+def _digit(i: int):
+    from mixnet.data import load_digits_arrays
+
+    return load_digits_arrays()[0][i]
+
+
+def test_exported_file_errors(tmp_path, capsys):
+    model = tiny_model(3)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.randn(1, 3, 16, 16),), str(path), dynamo=True, external_data=False)
+    assert main(["eval", "--weights", str(path)]) == 2  # not written by mixnet export: no spec
+    err = capsys.readouterr().err
+    assert "records no mixnet.spec" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "junk.xml").write_text("<not a model/>")
+    _png(tmp_path / "img.png", (10, 20, 30))
+    assert main(["predict", str(tmp_path / "img.png"), "--weights", str(tmp_path / "junk.xml")]) == 2
+    assert "is not a readable .xml model file" in capsys.readouterr().err
+    from mixnet.deploy.export import to_onnx
+
+    spec = ModelSpec.from_model(model, class_names=["a", "b", "c"], preprocess=Preprocess(img_size=16))
+    good = to_onnx(model, tmp_path / "good.onnx", img_size=16, spec=spec).path
+    for extra, message in (
+        (["--img-size", "32"], "takes 16px inputs"),
+        (["--model", "mixnet_s"], "--model does not apply"),
+        (["--device", "cuda"], "runs on the CPU"),
+    ):
+        assert main(["eval", "--weights", str(good), *extra]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_predict_strict_data_and_workers(tmp_path):
+    model = tiny_model(4)
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"{i}.png")
+        _png(paths[-1], (40 * i, 10, 200))
+    (tmp_path / "2.png").write_bytes(b"not a png")
+    tf = eval_transform(16)
+    with pytest.warns(UserWarning, match="2.png"):
+        results, failed = predict(model, paths, transform=tf, workers=2, batch_size=2, progress=False)
+    assert [r["path"] for r in results] == [str(p) for p in paths if p.name != "2.png"]
+    assert [p for p, _ in failed] == [str(tmp_path / "2.png")]
+    plain, _ = predict(model, [p for p in paths if p.name != "2.png"], transform=tf, progress=False)
+    for a, b in zip(results, plain, strict=True):  # decoding in worker processes changes nothing
+        assert a["path"] == b["path"] and [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
+        assert [t["prob"] for t in a["top"]] == pytest.approx([t["prob"] for t in b["top"]], abs=1e-6)
+    with pytest.raises(ValueError, match="cannot read image .*2.png"):
+        predict(model, paths, transform=tf, strict=True, progress=False)

@@ -1,15 +1,31 @@
-"""ONNX / TorchScript / torch.export: parity with eager PyTorch and with timm, dynamic batch, static SAME."""
+"""ONNX / TorchScript / torch.export / OpenVINO: parity with eager PyTorch and timm, dynamic batch, static SAME."""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import timm
 import torch
+from conftest import randomize_bn
 from torch import nn
 
 import mixnet
 from mixnet.cli import main
-from mixnet.deploy.export import ExportCheckError, ort_session, to_onnx, to_torch_export, to_torchscript
+from mixnet.deploy.export import (
+    DEFAULT_TOLERANCE,
+    FORMATS,
+    ExportCheckError,
+    _check,
+    available_formats,
+    export,
+    ort_session,
+    to_onnx,
+    to_openvino,
+    to_torch_export,
+    to_torchscript,
+)
 from mixnet.io.convert import from_timm
 
 SIZE = 64
@@ -135,3 +151,77 @@ def test_cli_export(tmp_path, capsys):
     assert "max |diff| vs eager" in capsys.readouterr().out
     assert main(["export", "--model", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+# --- OpenVINO IR, the spec the files record, the check's scale -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mixnet_s", "tf_mixnet_s"])
+def test_openvino_ir_matches_timm_in_openvino(tmp_path, name):
+    """OpenVINO's IR of ours equals timm's eager model with the same weights, run in OpenVINO at another
+    batch size; 65 px is odd at every stride-2 input, where TF SAME pads one more pixel bottom/right."""
+    from mixnet.measure.runners import OpenVinoRunner
+
+    ref, ours = _timm_pair(name)
+    result = to_openvino(ours, tmp_path / f"{name}.xml", img_size=65, batch=2, threads=1)
+    assert result.max_abs_diff <= 1e-4 and result.check_batch == 3 and result.format == "openvino"
+    assert result.path.with_suffix(".bin").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.bin", f"{name}.xml"]  # no partial files
+    x = torch.randn(5, 3, 65, 65)
+    out = OpenVinoRunner(result.path, 1).run(x.numpy())
+    with torch.no_grad():
+        expected = ref(x).numpy()
+    assert out.shape == (5, 1000) and np.abs(expected).max() > 0.1
+    assert np.abs(out - expected).max() <= 1e-4
+    # fp32 weights, as exported: OpenVINO's save_model would halve them to fp16 by default.
+    assert result.path.with_suffix(".bin").stat().st_size >= 4 * sum(p.numel() for p in ours.parameters()) * 0.99
+
+
+def test_exported_files_record_the_spec_at_the_exported_size(tmp_path):
+    from mixnet.deploy.exported import read_export_spec
+    from mixnet.io import ModelSpec
+    from mixnet.models.preprocess import Preprocess
+
+    model = mixnet.create_model("tf_mixnet_s", num_classes=3).eval()
+    spec = ModelSpec.from_model(model, class_names=["cat", "dog", "eel"], preprocess=Preprocess(img_size=32))
+    results = export(model, tmp_path, ["onnx", "openvino"], name="m", img_size=48, spec=spec, threads=1)
+    for r in results:
+        recorded = read_export_spec(r.path)
+        assert recorded.class_names == ("cat", "dog", "eel") and recorded.architecture == "tf_mixnet_s"
+        assert recorded.preprocess == spec.preprocess.replace(img_size=48)  # the graph's size, not the training's
+    metadata = {p.key: p.value for p in onnx.load(str(results[0].path)).metadata_props}
+    assert ModelSpec.from_json(metadata["mixnet.spec"]) == read_export_spec(results[1].path)
+
+
+def test_the_check_is_relative_to_the_output_scale(tmp_path):
+    """Logits of ~1,000 (as a model exported at another size than it was trained at gives) pass the default
+    check; the same difference at a scale of 1 fails, and the error names the option that loosens it."""
+    model = mixnet.create_model("mixnet_s", num_classes=10).eval()
+    randomize_bn(model)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 1)
+        model.classifier.weight.mul_(1000 / model(torch.randn(2, 3, 64, 64)).abs().max())
+    result = to_onnx(model, tmp_path / "big.onnx", img_size=64)
+    assert result.scale > 300 and result.max_abs_diff <= DEFAULT_TOLERANCE * result.scale
+    _check("onnx", 0.5, 1000.0, DEFAULT_TOLERANCE, tmp_path / "x.onnx")  # within 1e-3 of the scale
+    with pytest.raises(ExportCheckError, match=r"> 0\.001 \(tolerance 0\.001 x output scale 1\).*--tolerance"):
+        _check("onnx", 0.5, 0.2, DEFAULT_TOLERANCE, tmp_path / "x.onnx")
+
+
+def test_failed_openvino_check_leaves_no_file(tmp_path):
+    model = mixnet.create_model("mixnet_s", num_classes=3).eval()
+    with pytest.raises(ExportCheckError, match="openvino export"):
+        to_openvino(model, tmp_path / "bad.xml", img_size=32, tolerance=-1.0)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match=r"an OpenVINO IR is an \.xml file"):
+        to_openvino(model, tmp_path / "bad.onnx", img_size=32)
+
+
+def test_cli_export_all_formats_as_json(tmp_path, capsys):
+    assert "openvino" in available_formats()  # installed with the test environment
+    args = ["export", "--model", "mixnet_s", "--img-size", "32", "--format", "all", "--out", str(tmp_path), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [f["format"] for f in out["files"]] == list(FORMATS)
+    assert all(Path(f["path"]).is_file() and f["max_abs_diff"] <= 1e-4 for f in out["files"])
+    assert (out["img_size"], out["num_classes"], out["tolerance"]) == (32, 1000, DEFAULT_TOLERANCE)

@@ -62,11 +62,40 @@ def test_local_file_with_another_class_count_starts_a_fresh_classifier(tmp_path)
 
 def test_corrupt_and_missing_files(tmp_path):
     bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"not a checkpoint")
+    torch.save({"w": torch.ones(1000)}, bad)
+    bad.write_bytes(bad.read_bytes()[:300])  # a torch.save file cut short, as by a full disk
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         mixnet.create_model("mixnet_s", pretrained=bad)
     with pytest.raises(CheckpointError, match="does not exist"):
         mixnet.create_model("mixnet_s", pretrained=tmp_path / "nope.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("notes.txt", "some notes\n"), ("config.json", '{"epochs": 3}\n'), ("m.safetensors", "{}")]
+)
+def test_a_file_that_is_not_a_model_file_is_one_line(tmp_path, capsys, name, text):
+    from mixnet.cli import main
+
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["eval", "--weights", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"mixnet eval: error: {str(path)!r} is not a model file: a model file is a .safetensors file or a "
+        "torch.save file (.pth, .pt)\n"
+    )
+
+
+def test_a_model_file_is_read_by_its_content_not_its_name(tmp_path):
+    from mixnet.io.files import file_format, read_checkpoint
+
+    model = mixnet.create_model("mixnet_s", num_classes=3)
+    save_file(model.state_dict(), tmp_path / "weights.bin")
+    torch.save({"w": torch.ones(2)}, tmp_path / "ckpt.pt")
+    assert file_format(tmp_path / "weights.bin") == "safetensors"
+    assert file_format(tmp_path / "ckpt.pt") == "torch"
+    assert read_checkpoint(tmp_path / "weights.bin").keys() == model.state_dict().keys()
+    assert mixnet.load_model(tmp_path / "weights.bin", architecture="mixnet_s")[1].num_classes == 3
 
 
 def test_pickled_code_is_never_executed(tmp_path):
@@ -130,7 +159,7 @@ def test_read_checkpoint_is_the_one_safe_reader(tmp_path):
         read_checkpoint(listed)
     # The training checkpoint loader reports through the same reader and error type.
     bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"garbage")
+    bad.write_bytes(legacy.read_bytes()[:100])  # cut short
     with pytest.raises(CheckpointError, match=r"cannot read checkpoint '.*bad.pth': "):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="does not exist"):

@@ -173,3 +173,33 @@ def test_cli_quantize(tmp_path, capsys, monkeypatch):
     torch.save({"model": mixnet.create_model("mixnet_s", num_classes=7).state_dict(), "model_name": "mixnet_s"}, bad)
     assert main(["quantize", "--weights", str(bad), "--img-size", "32", "--out", str(tmp_path / "b")]) == 2
     assert "10 classes but the model has 7" in capsys.readouterr().err
+
+
+def test_quantize_reports_what_eval_of_each_file_reports_and_leaves_the_export_alone(tmp_path, digits, trained, capsys):
+    """The int8 and fp32 top-1 that quantize prints is what ``mixnet eval --weights FILE`` gives for that file
+    (each records the class names and preprocessing); ``export``'s <name>.onnx in the same folder stays."""
+    import json
+
+    from mixnet.deploy.exported import read_export_spec
+    from mixnet.io import ModelSpec
+    from mixnet.models.preprocess import Preprocess
+
+    _, _, classes = digits
+    spec = ModelSpec.from_model(trained, class_names=classes, preprocess=Preprocess(img_size=SIZE, crop_pct=1.0))
+    weights = mixnet.save_model(tmp_path / "digits.safetensors", trained, spec)
+    out = tmp_path / "exports"
+    assert main(["export", "--weights", str(weights), "--out", str(out), "--name", "m"]) == 0
+    exported = (out / "m.onnx").read_bytes()
+    capsys.readouterr()
+    args = ["quantize", "--weights", str(weights), "--out", str(out), "--name", "m", "--calib-images", "64"]
+    assert main([*args, "--rounds", "1", "--threads", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (out / "m.onnx").read_bytes() == exported
+    assert sorted(p.name for p in out.iterdir()) == ["m.fp32.onnx", "m.int8.onnx", "m.onnx"]
+    assert report["fp32_top1"] > 70  # trained: the figures mean something
+    for key, name in (("fp32_top1", "m.fp32.onnx"), ("int8_top1", "m.int8.onnx")):
+        assert read_export_spec(out / name).class_names == tuple(classes)
+        assert main(["eval", "--weights", str(out / name), "--json", "--workers", "0", "--threads", "1"]) == 0
+        evaluated = json.loads(capsys.readouterr().out)
+        assert evaluated["n"] == report["eval_images"] == 500
+        assert evaluated["top1"] == pytest.approx(report[key]), name

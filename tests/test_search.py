@@ -328,7 +328,8 @@ def test_supernet_training_resumes_exactly(tmp_path, folder, monkeypatch):
 @pytest.mark.slow
 def test_whole_search_runs_and_resumes(tmp_path, folder):
     """The pipeline end to end on a tiny budget, with a hand-made latency table; a second call redoes nothing."""
-    from mixnet.search.run import SearchConfig, run_search
+    from mixnet.search.config import SearchConfig
+    from mixnet.search.run import run_search
 
     space = SearchSpace()
     entries = [
@@ -360,7 +361,7 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
     retrained = (out / "retrain.jsonl").read_text().splitlines()
     assert len(retrained) == 3 and all(json.loads(r)["status"] == "ok" for r in retrained)
     report = (out / "report.md").read_text()
-    assert "Did the search win?" in report and "one seed: no spread" in report
+    assert "Did the search win?" in report and "one seed: no significance can be claimed" in report
     found = mixnet.create_model(str(out / "found.json"), num_classes=4)
     assert SearchSpace().of_config(found.config)  # a point of the space
 
@@ -368,10 +369,41 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
     assert again.found == result.found
     assert (out / "candidates.jsonl").read_text().splitlines() == candidates  # nothing re-evaluated
     assert (out / "retrain.jsonl").read_text().splitlines() == retrained  # nothing retrained
-    with pytest.raises(ValueError, match="holds another search"):
+    with pytest.raises(ValueError, match="holds results of a different search \\(differs in: population\\)"):
         run_search(SearchConfig(**{**cfg.__dict__, "population": 5}), out, log=lines.append)
     with pytest.raises(ValueError, match="fastest reachable"):
         run_search(SearchConfig(**{**cfg.__dict__, "target": 0.5}), tmp_path / "other", log=lines.append)
+    assert not (tmp_path / "other").exists()  # a refused search writes nothing
+
+
+def test_a_refused_latency_table_leaves_no_folder(tmp_path, folder):
+    from mixnet.search.config import SearchConfig
+    from mixnet.search.run import run_search
+
+    space = SearchSpace()
+    entries = [{choice_key(c): 0.1 for c in space.choices()} for _ in space.slots()]
+    LatencyTable("mixnet_s", 16, 1, 2, "eager", True, machine(), 1.0, entries, num_classes=4).save(tmp_path / "t.json")
+    cfg = SearchConfig(data=str(folder), img_size=16, table=str(tmp_path / "t.json"), epochs=1, batch_size=16)
+    with pytest.raises(ValueError, match="threads 2 \\(wanted 1\\)"):
+        run_search(cfg, tmp_path / "out", log=lambda *a: None)
+    with pytest.raises(ValueError, match="does not exist"):
+        run_search(SearchConfig(**{**cfg.__dict__, "table": str(tmp_path / "no.json")}), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_retraining_uses_the_study_recipe():
+    """The search's retrained nets and the small kernel study's variants train with one recipe."""
+    from mixnet.search.config import SearchConfig
+    from mixnet.search.retrain import train_config
+    from mixnet.study import load_study
+
+    study = load_study("small", check_data=False)
+    variant = study.runs()[0]
+    ours = train_config(SearchConfig(), Path("r"), variant.seed, width=study.width_mult).to_dict()
+    theirs = study.train_config(variant, "r").to_dict()
+    machine_options = {"threads", "workers", "progress", "kernels", "model", "device"}
+    differ = {k for k in ours if ours[k] != theirs[k]} - machine_options
+    assert differ == set(), {k: (ours[k], theirs[k]) for k in differ}
 
 
 @pytest.mark.slow
@@ -423,3 +455,15 @@ def test_search_supernet_trains_under_torchrun(tmp_path, folder):
     rows = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
     assert len(rows) == 16 and len({r["arch"] for r in rows if r["method"] == "random"}) == 8  # rank 0 only
     assert proc.stdout.count("found: ") == 1
+
+
+def test_search_report_names_what_is_missing(tmp_path):
+    from mixnet.experiment.folder import ForeignFolderError
+    from mixnet.search.report import write_search_report
+
+    with pytest.raises(ForeignFolderError, match="not a search folder"):
+        write_search_report(tmp_path)
+    (tmp_path / "search.json").write_text(json.dumps({"data": "digits"}))
+    with pytest.raises(ValueError, match="the search has not finished \\(no search_summary.json"):
+        write_search_report(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["search.json"]

@@ -10,8 +10,9 @@ import torch
 from conftest import write_digit_folder
 
 from mixnet.cli import main
+from mixnet.experiment import runs as runs_module
+from mixnet.experiment.folder import ForeignFolderError
 from mixnet.study import builtin_studies, load_study, plan_runs, read_study, run_study, write_report
-from mixnet.study import runner as runner_module
 from mixnet.study.report import trend_lines
 from mixnet.study.results import read_rows
 from mixnet.study.spec import StudyError
@@ -68,6 +69,16 @@ def test_builtin_studies_are_valid():
     assert "k3.5.7.9.11.13" in fig4.variants and len(fig4.runs()) == 22
 
 
+def test_a_recipe_gives_the_preset_and_options_a_train_table_overrides(tmp_path, folder):
+    from mixnet.experiment.runs import RECIPES
+
+    study = load_study(_write(tmp_path, folder, recipe="cluttered-digits", train={"epochs": 3}))
+    expected = RECIPES["cluttered-digits"]
+    assert study.preset == expected.preset and study.train == {**expected.options, "epochs": 3}
+    config = study.train_config(study.runs()[0], tmp_path / "r")
+    assert config.lr == expected.options["lr"] and config.epochs == 3
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -84,6 +95,8 @@ def test_builtin_studies_are_valid():
         ({"variants": ["k3.5.7.9.11.13-exp"]}, "cannot split 8 channels into 6 exponential groups"),
         ({"latency": {"batch": 4}}, "unknown latency setting.*batch"),
         ({"img_size": None}, "missing key.*img_size"),
+        ({"recipe": "imagenet"}, "unknown recipe 'imagenet'; recipes: cluttered-digits"),
+        ({"recipe": "cluttered-digits", "preset": "short"}, "a recipe or a preset, not both"),
     ],
 )
 def test_bad_study_files_name_the_problem(tmp_path, folder, change, message):
@@ -92,7 +105,7 @@ def test_bad_study_files_name_the_problem(tmp_path, folder, change, message):
 
 
 def test_bad_study_file_stops_the_cli_before_anything_trains(tmp_path, folder, capsys, monkeypatch):
-    monkeypatch.setattr(runner_module, "train_in_process", lambda config: pytest.fail("trained"))
+    monkeypatch.setattr(runs_module, "train_in_process", lambda config: pytest.fail("trained"))
     path = _write(tmp_path, folder, variants=["k3", "k6"])
     assert main(["study", "run", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -113,13 +126,11 @@ def test_options_and_folders_are_checked_before_anything_is_written(tmp_path, fo
 
 
 def test_torchrun_failures_name_the_exception():
-    from mixnet.study.runner import _root_cause
-
     output = (
         "[rank1]:   File x.py, line 3\n[rank1]: mixnet.io.files.CheckpointError: checkpoint 'a.pth' is damaged\n"
         "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n====\nRoot Cause\n"
     )
-    assert _root_cause(output) == "mixnet.io.files.CheckpointError: checkpoint 'a.pth' is damaged"
+    assert runs_module.root_cause(output) == "mixnet.io.files.CheckpointError: checkpoint 'a.pth' is damaged"
 
 
 def test_yaml_and_toml_give_the_same_study(tmp_path, folder):
@@ -166,7 +177,7 @@ def test_failed_runs_are_recorded_and_the_study_goes_on(tmp_path, folder, monkey
     study = load_study(_write(tmp_path, folder))
     out = tmp_path / "out"
     calls: list = []
-    monkeypatch.setattr(runner_module, "train_in_process", _fake_trainer(calls, {("k3.5", 0)}))
+    monkeypatch.setattr(runs_module, "train_in_process", _fake_trainer(calls, {("k3.5", 0)}))
     with pytest.warns(UserWarning, match="mobilenet_v2-k3.5-s0 failed: RuntimeError: simulated crash"):
         run_study(study, out, log=lambda *a: None)
     assert calls == [("k3", 0), ("k3.5", 0), ("k3", 1), ("k3.5", 1)]
@@ -178,7 +189,7 @@ def test_failed_runs_are_recorded_and_the_study_goes_on(tmp_path, folder, monkey
     calls.clear()
     plan = run_study(study, out, log=lambda *a: None)  # finished runs are not rerun, the failed one is kept
     assert calls == [] and plan.failed == ["mobilenet_v2-k3.5-s0"]
-    monkeypatch.setattr(runner_module, "train_in_process", _fake_trainer(calls, set()))
+    monkeypatch.setattr(runs_module, "train_in_process", _fake_trainer(calls, set()))
     run_study(study, out, retry_failed=True, log=lambda *a: None)
     assert calls == [("k3.5", 0)] and read_rows(out)["mobilenet_v2-k3.5-s0"]["top1"] == 85.0
 
@@ -190,12 +201,12 @@ def test_failed_runs_are_recorded_and_the_study_goes_on(tmp_path, folder, monkey
 
 
 def test_a_folder_of_another_study_is_refused_untouched(tmp_path, folder, monkeypatch):
-    monkeypatch.setattr(runner_module, "train_in_process", _fake_trainer([], set()))
+    monkeypatch.setattr(runs_module, "train_in_process", _fake_trainer([], set()))
     out = tmp_path / "out"
     run_study(load_study(_write(tmp_path, folder)), out, log=lambda *a: None)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     other = load_study(_write(tmp_path, folder, name="other.toml", variants=["k3", "k5"]))
-    with pytest.raises(StudyError, match="holds results of a different study.*variants"):
+    with pytest.raises(ForeignFolderError, match="holds results of a different study.*variants"):
         run_study(other, out, log=lambda *a: None)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
@@ -254,6 +265,7 @@ def _summary(points: dict[str, list[float]]) -> list[dict]:
                 "top1_mean": mean,
                 "top1_std": std,
                 "top1_runs": runs,
+                "top1_by_seed": dict(enumerate(runs)),
                 "macs_m": {"k3": 1, "k5": 2, "k7": 3, "k9": 4}.get(kernels, 1.5 + len(kernels) / 10),
                 "macs_imagenet_m": 300,
             }
@@ -262,21 +274,28 @@ def _summary(points: dict[str, list[float]]) -> list[dict]:
 
 
 def test_trend_statements_follow_the_numbers():
+    """Verdicts rest on paired, Holm-corrected contrasts: a consistent per-seed shift resolves, a seed spread
+    as large as the shift does not, and one seed never does."""
     rise_fall = _summary(
         {"k3": [80, 80.2, 79.8], "k5": [84, 84.1, 83.9], "k7": [85, 85.2, 84.8], "k9": [82, 82.1, 81.9]}
     )
     text = " ".join(trend_lines(rise_fall))
     assert "single kernel size** (paper: better up to about 7x7-9x9, then worse): appears" in text
-    assert "Best k7 85.00" in text
+    assert "k5 - k3: +4.00 points (95% CI" in text and "Holm-corrected" in text
+    # The same means, but seed effects shared by every variant: unpaired they overlap, paired they resolve.
+    shared = _summary({"k3": [70, 80, 90], "k5": [71, 81.2, 91.1], "k7": [72.1, 82, 92.2]})
+    assert "appears" in " ".join(trend_lines(shared)).split(". ")[0]
     flat = _summary({"k3": [80, 84, 76], "k5": [81, 77, 85], "k7": [79, 83, 75]})
-    assert "within the seed spread" in " ".join(trend_lines(flat))
+    assert "not resolved (no step is significant" in " ".join(trend_lines(flat))
     mixed = _summary({"k3": [80, 80.1, 79.9], "k5": [81, 81.1, 80.9], "k3.5": [83, 83.1, 82.9], "k3.5.7": [84, 84, 84]})
     text = " ".join(trend_lines(mixed))
     assert (
         "MixConv vs the single kernel of the same largest size** (paper: MixConv more accurate at fewer MACs): appears"
         in text
     )
-    assert "k3.5 vs k5: +2.00" in text
+    assert "k3.5 - k5: +2.00 points" in text
+    one_seed = " ".join(trend_lines(_summary({"k3": [80], "k5": [90], "k7": [99]})))
+    assert "not resolved" in one_seed and "one seed: no significance can be claimed" in one_seed
 
 
 def test_cli_list_show_and_dry_run(capsys):
@@ -288,7 +307,9 @@ def test_cli_list_show_and_dry_run(capsys):
     assert 'name = "fig4"' in out and "| mobilenet_v1 | k3.5.7.9.11.13 | 1.0 |" in out
     assert main(["study", "run", "small", "--dry-run", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
-    assert "7 runs" in out and "PMAC" in out
+    assert "7 runs" in out and "TMAC" in out and "0.000" not in out
+    assert "| mobilenet_v2 | k3 | 0.35 | 408,938 | 2.995 |" in out  # the 10-class head its results count
+    assert "10-class head" in out
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import mixnet
+from mixnet.factory import FEATURE_CLASSES
 from mixnet.io.convert import from_timm
 from mixnet.layers import MixConv2d
 from mixnet.models.registry import get_entry
@@ -368,6 +369,89 @@ def test_features_only_maps_equal_timm(name):
     with torch.no_grad():
         expected = ref(x)
         assert _all_close(ours(x), [expected[i] for i in (1, 2, 4)])
+
+
+def _timm_features(name: str, ref_cls: nn.Module, cfg: dict) -> nn.Module:
+    """timm's features model for ``cfg`` with ``ref_cls``'s weights, mapped key by key.
+
+    timm's wrappers hold the classifier's backbone modules in the same order under other prefixes
+    (``graph_module.``, ``model.``) or flattened names (``blocks_0``); the map is checked name by name.
+    """
+    ref = timm.create_model(get_entry(name).timm_model, features_only=True, feature_cfg=dict(cfg)).eval()
+    keys, source = list(ref.state_dict()), ref_cls.state_dict()
+    mapped = {}
+    for key, src in zip(keys, list(source)[: len(keys)], strict=True):
+        plain = key.removeprefix("graph_module.").removeprefix("model.")
+        plain = ".".join(p.replace("blocks_", "blocks.") for p in plain.split("."))
+        assert plain == src and ref.state_dict()[key].shape == source[src].shape, (key, src)
+        mapped[key] = source[src]
+    ref.load_state_dict(mapped)
+    return ref
+
+
+@pytest.mark.parametrize("feature_cls", FEATURE_CLASSES)
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("via", ["kwarg", "feature_cfg"])
+def test_feature_cls_maps_equal_timm(name, feature_cls, via):
+    ours_cls, ref_cls = _pair(name)
+    out_indices = (1, 2, 4)
+    # timm's list and dict classes reach mixnet's maps only with flatten_sequential; ours ignore it.
+    cfg = {"feature_cls": feature_cls, "out_indices": out_indices, "flatten_sequential": True}
+    ref = _timm_features(name, ref_cls, cfg)
+    if via == "kwarg":
+        ours = mixnet.create_model(name, features_only=True, feature_cls=feature_cls, out_indices=out_indices)
+    else:
+        ours = mixnet.create_model(name, features_only=True, feature_cfg=cfg)
+    assert not ours.load_state_dict(ours_cls.state_dict(), strict=False).missing_keys
+    ours.eval()
+    assert ours.feature_info.channels() == ref.feature_info.channels()
+    assert ours.feature_info.reduction() == ref.feature_info.reduction()
+    x = _x(batch=1)
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+    assert type(a) is type(b) or (isinstance(a, dict) and isinstance(b, dict))
+    if isinstance(b, dict):
+        assert list(a) == list(b) == ["1", "2", "4"]
+        a, b = list(a.values()), list(b.values())
+    assert _all_close(a, b)
+    if feature_cls == "fx":
+        assert isinstance(ours, torch.fx.GraphModule)
+        assert ours.pretrained_cfg.get("num_classes") is None and ours.out_indices == out_indices
+
+
+def test_feature_cls_refuses_what_timm_does_not_take():
+    with pytest.raises(TypeError, match="features_only"):
+        mixnet.create_model("mixnet_s", feature_cls="getter")
+    with pytest.raises(ValueError, match="unknown feature_cls 'tree'"):
+        mixnet.create_model("mixnet_s", features_only=True, feature_cls="tree")
+    with pytest.raises(TypeError, match="out_map"):
+        mixnet.create_model("mixnet_s", features_only=True, feature_cfg={"feature_cls": "list", "out_map": (0,)})
+    # timm: any name containing "hook" is the hook class, and the out_indices keyword beats feature_cfg's.
+    model = mixnet.create_model(
+        "mixnet_s", features_only=True, feature_cls="HookNet", out_indices=(2,), feature_cfg={"out_indices": (0, 1)}
+    )
+    assert model.feature_info.channels() == [40]
+
+
+@pytest.mark.parametrize("features_only", [False, True], ids=["classifier", "features"])
+@pytest.mark.parametrize("name", FAST)
+def test_fx_traced_models_script(name, features_only):
+    """A torch.fx-traced model (features via feature_cls="fx", or a traced classifier) compiles with TorchScript."""
+    if features_only:
+        model = mixnet.create_model(name, features_only=True, feature_cls="fx").eval()
+        eager = mixnet.create_model(name, features_only=True).eval()
+        eager.load_state_dict(model.state_dict())
+    else:
+        eager = mixnet.create_model(name).eval()
+        model = torch.fx.symbolic_trace(eager)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script's deprecation notice
+        scripted = torch.jit.script(model)
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        for size in (ODD, (32, 30)):
+            x = _x(size=size)
+            out, ref = scripted(x), eager(x)
+            assert _all_close(out, ref, 1e-5) if features_only else _close(out, ref, 1e-5)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -251,7 +251,7 @@ def test_train_cli_resolves_preset_then_explicit_options(capsys):
 
 
 def test_build_model_applies_bn_settings_and_head_init_scale():
-    from mixnet.train.loop import build_model
+    from mixnet.train.state import build_model
 
     c = TrainConfig.from_preset("paper", width_mult=0.25, head_channels=32, head_init_scale=0.0, drop_rate=0.1)
     model = build_model(c, num_classes=7)
@@ -275,7 +275,7 @@ def test_config_rejects_momentum_or_decay_of_one_for_rmsprop_and_adamw():
 
 
 def test_loader_seeds_differ_across_ranks_and_epochs():
-    from mixnet.train.loop import loader_seed
+    from mixnet.train.loaders import loader_seed
 
     # Every (epoch, rank) of a run gets its own augmentation stream, also across world sizes' ranks.
     for world in (1, 2, 8):
@@ -346,7 +346,7 @@ def _optimizer(model, lr, **kw):
 
 
 def test_resume_applies_this_runs_optimizer_options(capsys):
-    from mixnet.train.loop import restore_optimizer
+    from mixnet.train.resume import restore_optimizer
 
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
     opt, sched = _optimizer(model, 0.1, weight_decay=1e-5, momentum=0.9, eps=1e-3)

@@ -26,6 +26,8 @@ from mixnet.io.spec import ModelSpec
 from mixnet.train import loop
 from mixnet.train.config import TrainConfig
 from mixnet.train.engine import NonFiniteLossError
+from mixnet.train.loaders import build_data
+from mixnet.train.state import build_model
 
 TINY = {"model": "mixnet_s", "width_mult": 0.25, "head_channels": 32, "img_size": 16}
 
@@ -38,6 +40,12 @@ def digits10(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def digits5(tmp_path_factory) -> Path:
     return write_digit_folder(tmp_path_factory.mktemp("digits5"), 5, (8, 2))
+
+
+@pytest.fixture(scope="module")
+def digits3(tmp_path_factory) -> Path:
+    """A new user's first folder: 3 classes, 60 train / 24 val images (fewer than one default batch)."""
+    return write_digit_folder(tmp_path_factory.mktemp("digits3"), 3, (20, 8))
 
 
 def _config(data: Path, out: Path, **kw) -> TrainConfig:
@@ -267,7 +275,7 @@ def test_torchrun_two_processes_gloo(digits10, tmp_path):
         _, val_ds, _ = build_datasets(config.data, train_tf=None, val_tf=tf)
     loader = torch.utils.data.DataLoader(val_ds, batch_size=2 * config.batch_size)
     for prefix, key in (("", "model"), ("ema_", "model_ema")):
-        model = loop.build_model(config, 10)
+        model = build_model(config, 10)
         model.load_state_dict(ckpt[key])
         m = evaluate(model, loader, channels_last=config.channels_last, progress=False)
         assert m["n"] == 40
@@ -302,34 +310,23 @@ def test_accumulation_bf16_mixing_and_augmentation_options_train(digits10, tmp_p
         loop.train(c.replace(amp="fp16", device="cpu"))
 
 
-def test_demo_pipeline_on_a_small_folder(digits10, tmp_path, capsys):
-    # The main job end to end (train, evaluate the export, predict PNGs, report) on the small folder.
-    assert (
-        main(
-            [
-                "demo",
-                "--out",
-                str(tmp_path / "demo"),
-                "--epochs",
-                "1",
-                "--data",
-                str(digits10),
-                "--workers",
-                "0",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert str(tmp_path / "demo" / "report.md") in capsys.readouterr().out
+def test_demo_pipeline_on_a_small_folder(digits3, tmp_path, capsys):
+    # The main job end to end (train, evaluate the export, predict PNGs, report) on a folder smaller than
+    # one default batch: the batch is fitted to it, with a warning.
+    args = ["demo", "--out", str(tmp_path / "demo"), "--epochs", "1", "--data", str(digits3), "--workers", "0"]
+    assert main([*args, "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert str(tmp_path / "demo" / "report.md") in out
+    assert "warning: 60 training images are fewer than batch 64 x 1 accumulation x 1 process(es): batch size 60" in err
+    assert json.loads((tmp_path / "demo" / "config.json").read_text())["batch_size"] == 60
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "held-out top-1 (exported EMA weights)" in report and "![loss](loss.png)" in report
     assert report.count("| samples/val") == 8
-    assert f"`{digits10}` (160 train / 40 held out)" in report
+    assert f"for 1 epoch on `{digits3}` (60 train / 24 held out)" in report
     # Each row pairs the image's true class name with the predicted one, both from the folder's names.
     from mixnet.data import build_datasets
 
-    _, val_ds, names = build_datasets(digits10, train_tf=None, val_tf=None)
+    _, val_ds, names = build_datasets(digits3, train_tf=None, val_tf=None)
     rows = re.findall(r"\| samples/val(\d{4})\.png \| (\S+) \| (\S+) \| ([\d.]+) \|", report)
     assert len(rows) == 8
     for index, truth, predicted, _ in rows:
@@ -337,8 +334,84 @@ def test_demo_pipeline_on_a_small_folder(digits10, tmp_path, capsys):
     assert len(list((tmp_path / "demo" / "samples").glob("*.png"))) == 8
 
 
+def _tiny_cli(data: Path, out: Path | None) -> list[str]:
+    args = ["train", "--data", str(data), "--epochs", "1", "--img-size", "16", "--workers", "0", "--threads", "1"]
+    args += ["--width-mult", "0.25", "--head-channels", "32", "--no-progress"]
+    return args + (["--out", str(out)] if out else [])
+
+
+def test_a_small_folder_trains_with_a_batch_fitted_to_it(digits3, tmp_path, capsys):
+    assert main(_tiny_cli(digits3, tmp_path / "run")) == 0
+    err = capsys.readouterr().err
+    assert "60 training images are fewer than batch 64 x 1 accumulation x 1 process(es): batch size 60" in err
+    rows = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["steps"] == 1
+    assert json.loads((tmp_path / "run/config.json").read_text())["batch_size"] == 60  # what was trained
+    # Too few for even a batch of two: a clear refusal.
+    from mixnet.train.loaders import fit_batch
+
+    with pytest.raises(ValueError, match="3 training images are too few for a batch of 2 x 2 accumulation"):
+        fit_batch(64, 2, 3, 1)
+    assert fit_batch(16, 2, 60, 2) == 15 and fit_batch(8, 2, 60, 2) == 8
+
+
+def test_a_refused_run_leaves_no_folder(digits3, tmp_path, monkeypatch, capsys):
+    """Every input is checked before the run folder is made: data, options, weights, architecture, checkpoint."""
+    monkeypatch.chdir(tmp_path)  # where runs/<model>-<time> would go
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not weights\n")
+    refused = {
+        "missing data": ["--data", str(tmp_path / "missing")],
+        "no train/ folder": ["--data", str(digits3 / "train")],
+        "a text file as weights": ["--weights", str(notes)],
+        "a missing architecture file": ["--arch", str(tmp_path / "missing.json")],
+        "a missing checkpoint": ["--resume", str(tmp_path / "missing.pth")],
+        "fp16 on the CPU": ["--amp", "fp16", "--device", "cpu"],
+    }
+    for why, extra in refused.items():
+        assert main([*_tiny_cli(digits3, tmp_path / "run"), *extra]) == 2, why
+        assert not (tmp_path / "run").exists(), why
+        assert main([*_tiny_cli(digits3, None), *extra]) == 2, why
+        assert not (tmp_path / "runs").exists(), why
+    capsys.readouterr()
+    assert main(["demo", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "demo")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "demo").exists()
+
+
+def test_train_on_the_builtin_digits_takes_their_own_defaults(tmp_path, capsys):
+    from mixnet.train.demo import demo_config
+
+    def dry(*args: str) -> dict:
+        assert main(["train", "--dry-run", *args]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    demo = demo_config(tmp_path)  # the demo's recipe on the digits
+    keys = ("img_size", "hflip", "crop_scale")
+    for args in ([], ["--data", "digits"]):
+        got = dry(*args)
+        assert [got[k] for k in keys] == [demo.img_size, demo.hflip, list(demo.crop_scale)]
+    mine = dry("--img-size", "48", "--hflip", "0.25")  # what the user sets wins
+    assert (mine["img_size"], mine["hflip"], mine["crop_scale"]) == (48, 0.25, list(demo.crop_scale))
+    folder = dry("--data", str(tmp_path))  # an image folder: the preset's values
+    short = TrainConfig.from_preset("short")
+    assert (folder["img_size"], folder["hflip"]) == (short.img_size, short.hflip) and short.hflip > 0
+    assert dry("--data", "cluttered-digits")["hflip"] == 0.0
+
+
+def test_resuming_a_finished_run_says_it_is_complete(digits3, tmp_path, capsys):
+    assert main(_tiny_cli(digits3, tmp_path / "run")) == 0
+    before = _sha(tmp_path / "run/last.pth")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "run/last.pth"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'run/last.pth'} is already complete at epoch 1/1: nothing to train" in out
+    assert "epoch 1/1 |" not in out  # no epoch was trained
+    assert _sha(tmp_path / "run/last.pth") == before
+
+
 def test_only_rank_0_decodes_the_images(digits10, tmp_path, monkeypatch):
     from mixnet import data
+    from mixnet.train import loaders
     from mixnet.train.distributed import DistInfo
 
     folder = shutil.copytree(digits10, tmp_path / "data")
@@ -346,27 +419,27 @@ def test_only_rank_0_decodes_the_images(digits10, tmp_path, monkeypatch):
     bad.write_bytes(b"not a png")
     config = _config(folder, tmp_path / "run", epochs=1)
     sent = []
-    monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent.append(obj) or obj)
+    monkeypatch.setattr(loaders, "broadcast_object", lambda obj, info: sent.append(obj) or obj)
     with pytest.warns(UserWarning, match="broken.png"):
-        train_ds, val_ds, _ = loop._build_data(config, DistInfo(rank=0, world_size=2), None, None)
+        train_ds, val_ds, _ = build_data(config, DistInfo(rank=0, world_size=2), None, None)
     assert sent == [("ok", {str(bad): val_ds.skipped[0][1]})]
 
     # Rank 1 receives that verdict and opens no file.
-    monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent[0])
+    monkeypatch.setattr(loaders, "broadcast_object", lambda obj, info: sent[0])
     monkeypatch.setattr(data, "check_image", lambda path: pytest.fail(f"rank 1 decoded {path}"))
-    train1, val1, _ = loop._build_data(config, DistInfo(rank=1, world_size=2), None, None)
+    train1, val1, _ = build_data(config, DistInfo(rank=1, world_size=2), None, None)
     assert val1.samples == val_ds.samples and train1.samples == train_ds.samples and len(val1) == 40
 
     # Rank 0's error reaches the other ranks instead of leaving them waiting.
     sent.clear()
-    monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent.append(obj) or obj)
+    monkeypatch.setattr(loaders, "broadcast_object", lambda obj, info: sent.append(obj) or obj)
     missing = config.replace(data=str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError):
-        loop._build_data(missing, DistInfo(rank=0, world_size=2), None, None)
+        build_data(missing, DistInfo(rank=0, world_size=2), None, None)
     assert sent[0][:2] == ("error", "FileNotFoundError")
-    monkeypatch.setattr(loop, "broadcast_object", lambda obj, info: sent[0])
+    monkeypatch.setattr(loaders, "broadcast_object", lambda obj, info: sent[0])
     with pytest.raises(FileNotFoundError, match="rank 0 could not build the data set: data folder"):
-        loop._build_data(missing, DistInfo(rank=1, world_size=2), None, None)
+        build_data(missing, DistInfo(rank=1, world_size=2), None, None)
 
 
 @pytest.mark.slow

@@ -1,1 +1,3 @@
-"""``mixnet bench``: speed of ours vs timm as ratios in one interleaved run (harness: :mod:`mixnet.timing`)."""
+"""``mixnet bench``: ours against timm (``suite``), against the networks a user would pick instead (``peers``),
+exported files beside their PyTorch model (``files``) and per-operator profiles (``profile``), all measured
+through :mod:`mixnet.measure`."""

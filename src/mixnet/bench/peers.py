@@ -22,13 +22,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from mixnet.bench.suite import ort_runner, read_csv, torch_runner, write_csv
 from mixnet.errors import require
-from mixnet.timing import interleaved_medians
+from mixnet.measure.machine import header
+from mixnet.measure.macs import count_macs
+from mixnet.measure.output import read_csv
+from mixnet.measure.output import write_outputs as write_files
+from mixnet.measure.runners import openvino_runner, ort_runner, torch_runner
+from mixnet.measure.threads import threads as using_threads
+from mixnet.measure.timing import check_agreement, interleaved_medians
 
 PEERS = ("efficientnet_b0", "mobilenetv3_large_100", "mobilenetv2_100")
 # ImageNet top-1 (%) as each network's paper reports it (224 px, single crop).
@@ -68,38 +72,6 @@ class PeerRow:
         return f"{self.impl} {self.model} {self.runtime}"
 
 
-def count_macs(model: nn.Module, img_size: int) -> float:
-    """Multiply-accumulates of one image (convolutions, linear layers, matrix products), in millions."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(torch.zeros(1, 3, img_size, img_size))
-    return counter.get_total_flops() / 2 / 1e6
-
-
-def openvino_runner(path: str | Path, x: torch.Tensor, threads: int) -> Callable[[], torch.Tensor]:
-    """An OpenVINO CPU model of the ONNX file at ``x``'s static shape (fp32, latency hint, ``threads``)."""
-    ov = require("openvino", "bench", "mixnet bench --peers")
-    core = ov.Core()
-    model = core.read_model(str(path))
-    model.reshape({model.inputs[0]: list(x.shape)})
-    config = {
-        "INFERENCE_NUM_THREADS": threads,
-        "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_PRECISION_HINT": "f32",
-    }
-    compiled = core.compile_model(model, "CPU", config)
-    request = compiled.create_infer_request()
-    feed = {0: x.numpy()}
-
-    def run() -> torch.Tensor:
-        request.infer(feed)
-        return torch.from_numpy(np.array(request.get_output_tensor(0).data))
-
-    return run
-
-
 def gemm_runner(threads: int) -> Callable[[], torch.Tensor]:
     """One 2048x2048 fp32 matrix product (2 x 2048^3 FLOPs) with torch."""
     del threads  # torch's thread count is set once for the whole run
@@ -109,7 +81,7 @@ def gemm_runner(threads: int) -> Callable[[], torch.Tensor]:
     return lambda: torch.mm(a, b)
 
 
-def _nets(models: Sequence[str], peers: Sequence[str]) -> dict[tuple[str, str], nn.Module]:
+def networks(models: Sequence[str], peers: Sequence[str]) -> dict[tuple[str, str], nn.Module]:
     """(impl, model) -> eval-mode network: timm's for every name, ours for the MixNets (timm's weights)."""
     timm = require("timm", "bench", "mixnet bench --peers")
     from mixnet.factory import create_model
@@ -126,36 +98,46 @@ def _nets(models: Sequence[str], peers: Sequence[str]) -> dict[tuple[str, str], 
     return nets
 
 
+def export_onnx(
+    nets: dict[tuple[str, str], nn.Module], img_size: int, threads: int, workdir: Path
+) -> dict[tuple[str, str], Path]:
+    """(impl, model) -> its ONNX file in ``workdir`` (exported once): ours as the optimized rewrite, timm's as is."""
+    from mixnet.deploy.export import to_onnx
+
+    paths = {}
+    for (impl, name), net in nets.items():
+        path = workdir / f"{impl}-{name}-{img_size}px.onnx"
+        if not path.exists():
+            to_onnx(net, path, img_size=img_size, optimize=impl == "ours", threads=threads)
+        paths[(impl, name)] = path
+    return paths
+
+
 def peer_contenders(
     nets: dict[tuple[str, str], nn.Module], batch: int, img_size: int, threads: int, workdir: Path
 ) -> dict[str, tuple[str, str, str, Callable[[], torch.Tensor]]]:
     """label -> (impl, model, runtime, run) for every network in every runtime, plus the GEMM and an A/A pair.
 
-    ONNX files are exported once per network into ``workdir``: ours as the optimized rewrite, timm's as is.
+    ONNX files are exported once per network into ``workdir`` (:func:`export_onnx`).
     """
-    from mixnet.deploy.export import to_onnx
     from mixnet.deploy.optimize import optimize_for_inference
 
     x = torch.randn(batch, 3, img_size, img_size, generator=torch.Generator().manual_seed(1))
+    files = export_onnx(nets, img_size, threads, workdir)
     out: dict[str, tuple[str, str, str, Callable[[], torch.Tensor]]] = {}
     for (impl, name), net in nets.items():
-        onnx_path = workdir / f"{impl}-{name}-{img_size}px.onnx"
-        if not onnx_path.exists():
-            to_onnx(net, onnx_path, img_size=img_size, optimize=impl == "ours", threads=threads)
         if impl == "ours":
             torch_run = torch_runner(optimize_for_inference(net, img_size=img_size), x)
         else:
             torch_run = torch_runner(net.to(memory_format=torch.channels_last), x, torch.channels_last)
         for runtime, run in (
             ("PyTorch", torch_run),
-            ("ORT", ort_runner(onnx_path, x, threads)),
-            ("OpenVINO", openvino_runner(onnx_path, x, threads)),
+            ("ORT", ort_runner(files[(impl, name)], x, threads)),
+            ("OpenVINO", openvino_runner(files[(impl, name)], x, threads)),
         ):
             out[f"{impl} {name} {runtime}"] = (impl, name, runtime, run)
     first = next(iter(nets))
-    aa = f"{first[0]} {first[1]} ORT"
-    twin = ort_runner(workdir / f"{first[0]}-{first[1]}-{img_size}px.onnx", x, threads)
-    out[aa + " (A/A)"] = (first[0], first[1], "ORT (A/A)", twin)
+    out[f"{first[0]} {first[1]} ORT (A/A)"] = (first[0], first[1], "ORT (A/A)", ort_runner(files[first], x, threads))
     out[GEMM] = ("", "", "GEMM", gemm_runner(threads))
     return out
 
@@ -177,18 +159,20 @@ def bench_peers(
     Every runtime of one network gets the same weights and input; they must agree within 1e-3 (the run
     stops otherwise), and ours must agree with timm's MixNet.
     """
-    torch.set_num_threads(threads)
-    nets = _nets(models, peers)
+    require("openvino", "bench", "mixnet bench --peers")
+    nets = networks(models, peers)
     macs = {key: count_macs(net, img_size) for key, net in nets.items()}
     rows: list[PeerRow] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with using_threads(threads), tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir) if workdir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for batch in batches:
             if progress:
                 print(f"bench peers: batch {batch} ...", flush=True)
             contenders = peer_contenders(nets, batch, img_size, threads, work)
-            diffs = _agreement(contenders)
+            # Every runtime of a network must compute the logits of timm's PyTorch model of it.
+            reference = {k: f"timm {v[1]} PyTorch" for k, v in contenders.items() if k != GEMM}
+            diffs = check_agreement({k: v[3] for k, v in contenders.items()}, reference, checked=lambda _: True)
             medians = interleaved_medians(
                 {k: v[3] for k, v in contenders.items()}, rounds=rounds, iters=iters, pause_s=0.05, progress=progress
             )
@@ -218,20 +202,6 @@ def bench_peers(
     return rows
 
 
-def _agreement(contenders: dict, tol: float = 1e-3) -> dict[str, float]:
-    """Each contender's max abs logit difference to timm's PyTorch model of the same network."""
-    outs = {label: v[3]() for label, v in contenders.items() if label != GEMM}
-    diffs = {}
-    for label, (_, name, _, _) in contenders.items():
-        if label == GEMM:
-            continue
-        diffs[label] = (outs[label] - outs[f"timm {name} PyTorch"]).abs().max().item()
-    off = {k: v for k, v in diffs.items() if v > tol}
-    if off:
-        raise RuntimeError(f"runtimes disagree with timm's PyTorch model by more than {tol}: {off}")
-    return diffs
-
-
 def best_per_model(rows: Sequence[PeerRow]) -> dict[tuple[str, str, int], PeerRow]:
     """The fastest runtime of each (impl, model, batch)."""
     best: dict[tuple[str, str, int], PeerRow] = {}
@@ -251,21 +221,16 @@ def read_rows(path: str | Path) -> list[PeerRow]:
 
 def write_outputs(rows: list[PeerRow], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
     """Writes ``peers.csv``, ``peers.md`` and ``peers.png`` into ``out_dir``; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / "peers.csv", "md": out / "peers.md", "png": out / "peers.png"}
-    write_csv(paths["csv"], rows, PeerRow)
-    paths["md"].write_text(format_markdown(rows, info, command))
-    plot(rows, paths["png"], info)
-    return paths
+    return write_files(
+        out_dir, "peers", rows, PeerRow, format_markdown(rows, info, command), lambda path: plot(rows, path, info)
+    )
 
 
 def format_markdown(rows: list[PeerRow], info: dict[str, str], command: str) -> str:
     """The machine, the command, one table per batch size, and the ratios that decide."""
     peaks = sorted({round(r.peak_gflops, 1) for r in rows})
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {info['cpu']} ({info['cores']} cores, {info['threads']} threads); "
-        + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("cpu", "cores", "threads")),
+        f"Measured {time.strftime('%Y-%m-%d')} on {header(info)}",
         "",
         f"Command: `{command}`",
         "",

@@ -8,12 +8,7 @@ ratio is noise. timm and ONNX Runtime are needed here only: ``pip install 'mixne
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import importlib.metadata
 import math
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -22,13 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from mixnet.errors import require
 from mixnet.factory import create_model
+from mixnet.measure.machine import header
+from mixnet.measure.output import read_csv
+from mixnet.measure.output import write_outputs as write_files
+from mixnet.measure.runners import ort_runner, sgd_step_runner, torch_runner
+from mixnet.measure.threads import threads as using_threads
+from mixnet.measure.timing import check_agreement, interleaved_medians
 from mixnet.models.archfile import is_arch_file
 from mixnet.models.complexity import complexity
-from mixnet.timing import interleaved_medians
 
 INFERENCE_CONTENDERS = (
     "timm eager",
@@ -40,6 +39,10 @@ INFERENCE_CONTENDERS = (
     "ours ORT fp32",
     "ours ORT int8",
 )
+
+
+# What each kind's ratio column divides by.
+RATIO_TO = {"inference": "vs timm", "training": "vs timm", "exported": "vs reference"}
 
 
 @dataclass
@@ -59,47 +62,8 @@ class Row:
     max_abs_diff: float = float("nan")
 
 
-def machine_info(threads: int) -> dict[str, str]:
-    """CPU model, core count, threads used and library versions, for the output header."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": str(os.cpu_count()), "threads": str(threads), "torch": torch.__version__}
-    for dist in ("timm", "onnxruntime", "openvino"):
-        try:  # the installed version, without loading the package (OpenVINO's native runtime is heavy)
-            info[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            info[dist] = "not installed"
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def _need(module: str) -> object:
     return require(module, "bench", "mixnet bench")
-
-
-def torch_runner(model: nn.Module, x: torch.Tensor, memory_format: torch.memory_format | None = None):
-    """One forward pass on the shared NCHW input; a memory-format change is part of the timed work."""
-
-    def run() -> torch.Tensor:
-        with torch.inference_mode():
-            return model(x if memory_format is None else x.contiguous(memory_format=memory_format))
-
-    return run
-
-
-def ort_runner(path: Path, x: torch.Tensor, threads: int) -> Callable[[], object]:
-    from mixnet.deploy.export import ort_session
-
-    session = ort_session(path, threads)
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    return lambda: torch.from_numpy(session.run(None, feed)[0])
 
 
 def inference_contenders(
@@ -151,12 +115,12 @@ def inference_contenders(
         from mixnet.deploy.quantize import quantize_onnx
 
         if not int8_onnx.exists():
-            quantize_onnx(ours_onnx, int8_onnx, calibration=_calibration_batches(img_size))
+            quantize_onnx(ours_onnx, int8_onnx, calibration=calibration_batches(img_size))
         out["ours ORT int8"] = ort_runner(int8_onnx, x, threads)
     return out
 
 
-def _calibration_batches(img_size: int, n: int = 64) -> list[np.ndarray]:
+def calibration_batches(img_size: int, n: int = 64) -> list[np.ndarray]:
     """Calibration inputs for the int8 contender: random images (its speed is measured here, not its
     accuracy, which ``mixnet quantize`` reports on real images)."""
     g = torch.Generator().manual_seed(0)
@@ -176,9 +140,8 @@ def bench_inference(
     progress: bool = True,
 ) -> list[Row]:
     """Images/s of every contender in :data:`INFERENCE_CONTENDERS`, interleaved per model and batch."""
-    torch.set_num_threads(threads)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with using_threads(threads), tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir) if workdir else Path(tmp)
         for name in models:
             macs = complexity(name, img_size).macs / 1e6
@@ -189,25 +152,22 @@ def bench_inference(
                 base = "ours eager" if is_arch_file(name) else "timm eager"
                 diffs = check_agreement(contenders, base)
                 medians = interleaved_medians(contenders, rounds=rounds, iters=iters, pause_s=0.05, progress=progress)
-                rows += _rows("inference", name, batch, img_size, threads, macs, medians, base, diffs)
+                rows += measured_rows("inference", name, batch, img_size, threads, macs, medians, base, diffs)
     return rows
 
 
-def check_agreement(contenders: dict[str, Callable[[], torch.Tensor]], base: str, tol: float = 1e-3) -> dict:
-    """Max abs logit difference of each contender to ``base``; fp32 contenders must agree within ``tol``.
-
-    A benchmark of contenders that compute different things would compare nothing: this runs each
-    once and raises if an fp32 one is off (int8 is reported, not checked).
-    """
-    ref = contenders[base]()
-    diffs = {name: (fn() - ref).abs().max().item() for name, fn in contenders.items()}
-    off = {n: d for n, d in diffs.items() if d > tol and "int8" not in n}
-    if off:
-        raise RuntimeError(f"contenders disagree with {base!r} by more than {tol}: {off}")
-    return diffs
-
-
-def _rows(kind, name, batch, img_size, threads, macs, medians: dict, base: str, diffs: dict | None = None):
+def measured_rows(
+    kind: str,
+    name: str,
+    batch: int,
+    img_size: int,
+    threads: int,
+    macs: float,
+    medians: dict[str, float],
+    base: str,
+    diffs: dict[str, float] | None = None,
+) -> list[Row]:
+    """One :class:`Row` per contender of one interleaved run (medians in seconds; ratios to ``base``)."""
     diffs = diffs or {}
     return [
         Row(
@@ -225,18 +185,6 @@ def _rows(kind, name, batch, img_size, threads, macs, medians: dict, base: str, 
         )
         for c, s in medians.items()
     ]
-
-
-def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool) -> Callable[[], None]:
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(x.contiguous(memory_format=torch.channels_last) if channels_last else x), y).backward()
-        opt.step()
-
-    return step
 
 
 TRAINING_CONTENDERS = (
@@ -263,45 +211,32 @@ def bench_training(
     group kernels at every step (``fuse_mixconv=True``), so its gradients are those of the split form.
     """
     timm = _need("timm")
-    torch.set_num_threads(threads)
     rows: list[Row] = []
     cl = torch.channels_last
-    for name in models:
-        for batch, size in settings:
-            if progress:
-                print(f"bench: training {name} batch {batch} at {size}px ...", flush=True)
-            torch.manual_seed(0)
-            x = torch.randn(batch, 3, size, size)
-            y = torch.randint(0, 1000, (batch,))
-            nets = {
-                "timm": (timm.create_model(name).train(), False),
-                "timm (A/A)": (timm.create_model(name).train(), False),
-                "timm channels_last": (timm.create_model(name).train().to(memory_format=cl), True),
-                "ours": (create_model(name).train(), False),
-                "ours channels_last": (create_model(name).train().to(memory_format=cl), True),
-                "ours fused channels_last": (create_model(name, fuse_mixconv=True).train().to(memory_format=cl), True),
-            }
-            steps = {k: _train_step(m, x, y, c) for k, (m, c) in nets.items()}
-            medians = interleaved_medians(steps, rounds=rounds, iters=1, warmup=1, progress=progress)
-            macs = complexity(name, size).macs / 1e6
-            rows += _rows("training", name, batch, size, threads, macs, medians, "timm")
+    with using_threads(threads):
+        for name in models:
+            for batch, size in settings:
+                if progress:
+                    print(f"bench: training {name} batch {batch} at {size}px ...", flush=True)
+                torch.manual_seed(0)
+                x = torch.randn(batch, 3, size, size)
+                y = torch.randint(0, 1000, (batch,))
+                nets = {
+                    "timm": (timm.create_model(name).train(), None),
+                    "timm (A/A)": (timm.create_model(name).train(), None),
+                    "timm channels_last": (timm.create_model(name).train().to(memory_format=cl), cl),
+                    "ours": (create_model(name).train(), None),
+                    "ours channels_last": (create_model(name).train().to(memory_format=cl), cl),
+                    "ours fused channels_last": (
+                        create_model(name, fuse_mixconv=True).train().to(memory_format=cl),
+                        cl,
+                    ),
+                }
+                steps = {k: sgd_step_runner(m, x, y, fmt) for k, (m, fmt) in nets.items()}
+                medians = interleaved_medians(steps, rounds=rounds, iters=1, warmup=1, progress=progress)
+                macs = complexity(name, size).macs / 1e6
+                rows += measured_rows("training", name, batch, size, threads, macs, medians, "timm")
     return rows
-
-
-def read_csv(path: str | Path, cls: type) -> list:
-    """Rows of dataclass ``cls`` read back from a CSV that :func:`write_csv` wrote."""
-    types = {f.name: f.type for f in dataclasses.fields(cls)}
-    conv = {"int": int, "float": float, "str": str}
-    with open(path, newline="") as f:
-        return [cls(**{k: conv[str(types[k])](v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
-
-
-def write_csv(path: Path, rows: Sequence, cls: type) -> None:
-    """Dataclass rows as CSV, one column per field."""
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[fld.name for fld in dataclasses.fields(cls)])
-        w.writeheader()
-        w.writerows(dataclasses.asdict(r) for r in rows)
 
 
 def read_rows(path: str | Path) -> list[Row]:
@@ -311,22 +246,14 @@ def read_rows(path: str | Path) -> list[Row]:
 
 def write_outputs(rows: list[Row], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
     """Writes ``bench.csv``, ``bench.md`` and (for inference rows) ``bench.png``; returns their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / "bench.csv", "md": out / "bench.md"}
-    write_csv(paths["csv"], rows, Row)
-    paths["md"].write_text(format_markdown(rows, info, command))
-    if any(r.kind == "inference" for r in rows):
-        paths["png"] = out / "bench.png"
-        plot(rows, paths["png"], info)
-    return paths
+    draw = (lambda path: plot(rows, path, info)) if any(r.kind == "inference" for r in rows) else None
+    return write_files(out_dir, "bench", rows, Row, format_markdown(rows, info, command), draw)
 
 
 def format_markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
     """Markdown: the machine, the command, and one table per kind (images/s and ratio to timm)."""
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {info['cpu']} ({info['cores']} cores, {info['threads']} threads); "
-        + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("cpu", "cores", "threads")),
+        f"Measured {time.strftime('%Y-%m-%d')} on {header(info)}",
         "",
         f"Command: `{command}`",
         "",
@@ -334,14 +261,19 @@ def format_markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
         "(NCHW) in the same run. Every contender gets the same NCHW input (a conversion to channels_last is "
         "timed) and, for inference, the same weights: max abs diff is its logit difference to timm eager "
         "(fp32 contenders must agree within 1e-3 or the run stops). The A/A row is timm measured twice: "
-        "its distance from 1.00 is the noise.",
+        "its distance from 1.00 is the noise."
+        if any(r.kind != "exported" for r in rows)
+        else "Medians of interleaved rounds (order rotated each round); ratio = contender images/s over the "
+        "PyTorch model in eager mode (without --weights: over the first fp32 file) in the same run, on the same "
+        "input. Max abs diff is each contender's output difference to that reference (fp32 files must agree "
+        "within 1e-3 or the run stops; int8 files' difference is reported).",
     ]
     for kind in dict.fromkeys(r.kind for r in rows):
         lines += [
             "",
             f"### {kind}",
             "",
-            "| model | batch | px | contender | images/s | ms/batch | vs timm | max abs diff |",
+            f"| model | batch | px | contender | images/s | ms/batch | {RATIO_TO[kind]} | max abs diff |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in (r for r in rows if r.kind == kind):

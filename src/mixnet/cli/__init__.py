@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import importlib
 import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+
+from mixnet.cli import options
 
 # Subcommand modules, in the order ``mixnet --help`` lists them.
 COMMANDS = ["info", "train", "demo", "study", "search", "eval", "predict", "bench", "export", "quantize"]
@@ -31,13 +34,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"mixnet.cli.{name}").add_parser(sub)
+    for p in options.walk_parsers(parser):
+        # One spelling per option (no abbreviations), each default shown once, and the parser that
+        # took the command line known to main() (to name its own usage on an unknown option).
+        p.allow_abbrev = False
+        raw = issubclass(p.formatter_class, argparse.RawDescriptionHelpFormatter)
+        p.formatter_class = options.RawHelpFormatter if raw else options.HelpFormatter
+        p.set_defaults(_parser=p)
     return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parses the command line; an unknown option is reported by the subcommand it was given to, with the
+    closest option that subcommand has (``--img_size``: did you mean ``--img-size``?)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        owner = getattr(args, "_parser", parser)
+        unknown = [a for a in extra if a.startswith("-")]
+        guesses = [difflib.get_close_matches(a.split("=")[0], options.option_strings(owner), n=1) for a in unknown]
+        hint = "; ".join(f"{a.split('=')[0]}: did you mean {g[0]}?" for a, g in zip(unknown, guesses, strict=True) if g)
+        owner.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({hint})" if hint else ""))
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixnet`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     args.argv = argv  # the command line as given, for reports that say how to reproduce them
     try:
         with plain_warnings():

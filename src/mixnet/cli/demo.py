@@ -11,7 +11,15 @@ def run(args: argparse.Namespace) -> int:
     """Runs :func:`mixnet.train.demo.run_demo` and prints where the report is."""
     from mixnet.train.demo import run_demo
 
-    out = run_demo(args.out, epochs=args.epochs, data=args.data, workers=args.workers, progress=args.progress)
+    out = run_demo(
+        args.out,
+        epochs=args.epochs,
+        data=args.data,
+        workers=args.workers,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        progress=args.progress,
+    )
     print(f"report: {out / 'report.md'}")
     return 0
 
@@ -23,11 +31,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="train a MixNet-S on the built-in digits, evaluate, predict and write a report (minutes on a CPU)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     options.add_out(p, None, "run folder; none: runs/demo-<time>")
     p.add_argument("--epochs", type=options.positive_int, default=DEMO_EPOCHS, help="training epochs")
     options.add_data(p, "an ImageFolder root (train/, val/); none: the built-in digits")
-    p.add_argument("--workers", type=int, default=1, help="data loader worker processes")
-    options.add_progress(p)
+    p.add_argument(
+        "--batch-size",
+        type=options.positive_int,
+        default=None,
+        help="images per training step (default: the short preset's 64; smaller on a smaller data set)",
+    )
+    options.add_workers(p, 1)
+    options.add_threads(p, 1)
+    options.add_progress(p, lines="epoch")
     p.set_defaults(func=run)

@@ -1,21 +1,27 @@
 """``mixnet quantize``: int8 post-training quantization (ONNX Runtime, static, QDQ, per-channel).
 
 Calibrates on images of the data's train split (the built-in digits or an ImageFolder), then reports
-fp32 and int8 top-1 on its held-out val split and the int8 speed-up measured interleaved.
+fp32 and int8 top-1 on its held-out val split (each file run as ``mixnet eval --weights FILE`` runs it) and
+the int8 speed-up measured interleaved. Both files record the class names and preprocessing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from mixnet.cli import options
 
 
 def run(args: argparse.Namespace) -> int:
     """Exports, quantizes, evaluates both models and prints accuracy and speed."""
+    import torch
+
     from mixnet.data import build_datasets, transform_for
+    from mixnet.deploy.exported import ExportedModel
     from mixnet.deploy.quantize import quantize_model
+    from mixnet.eval.evaluate import evaluate
 
     if args.img_size is not None and args.img_size < 8:
         raise ValueError(f"--img-size must be at least 8, got {args.img_size}")
@@ -30,6 +36,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if spec.class_names is not None and list(spec.class_names) != list(classes):
         raise ValueError(f"the model's classes {list(spec.class_names)[:10]} differ from the data's {classes[:10]}")
+
+    def score(path: Path) -> float:
+        """The file's top-1 as ``mixnet eval --weights FILE`` computes it (same engine, same tie-breaking)."""
+        loader = torch.utils.data.DataLoader(val_set, batch_size=64, shuffle=False)
+        return evaluate(ExportedModel(path, args.threads), loader, progress=False)["top1"]
+
     report = quantize_model(
         model,
         args.out,
@@ -42,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         speed_batch=args.batch_size,
         speed_rounds=args.rounds,
         method=args.method,
+        tolerance=args.tolerance,
+        spec=spec.replace(preprocess=pre),
+        score=score,
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -58,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Registers ``mixnet quantize``."""
+    from mixnet.deploy.export import DEFAULT_TOLERANCE
     from mixnet.deploy.quantize import CALIB_METHODS
 
     p = sub.add_parser(
@@ -78,7 +94,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     options.add_threads(p, 2)
     p.add_argument("--batch-size", type=options.positive_int, default=1, help="batch size of the speed comparison")
     p.add_argument("--rounds", type=options.positive_int, default=15, help="interleaved rounds (medians over them)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="the fp32 export's check: largest max-abs difference vs eager, as a fraction of the output's scale",
+    )
     p.add_argument("--name", help="file name stem (default: the model name)")
-    options.add_out(p, "exports", "output folder for <name>.onnx and <name>.int8.onnx")
+    options.add_out(p, "exports", "output folder for <name>.fp32.onnx and <name>.int8.onnx")
     options.add_json(p)
     p.set_defaults(func=run)

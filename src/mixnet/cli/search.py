@@ -27,8 +27,8 @@ def _table(args: argparse.Namespace) -> int:
         space,
         runtime=args.runtime,
         img_size=args.img_size,
-        batch=args.batch_size,
-        threads=args.threads,
+        batch=args.latency_batch_size,
+        threads=args.latency_threads,
         num_classes=args.num_classes,
         progress=args.progress is not False,
     )
@@ -53,39 +53,17 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from mixnet.search.run import SearchConfig, run_search
+    from mixnet.search.config import SearchConfig
+    from mixnet.search.run import run_search
 
-    fields = {
-        k: getattr(args, k)
-        for k in (
-            "data",
-            "img_size",
-            "skeleton",
-            "elastic_depth",
-            "threads",
-            "table",
-            "allow_table_mismatch",
-            "runtime",
-            "target",
-            "target_fraction",
-            "epochs",
-            "batch_size",
-            "population",
-            "generations",
-            "retrain_epochs",
-            "seed",
-            "device",
-            "workers",
-        )
-        if getattr(args, k) is not None
-    }
-    if args.seeds:
-        fields["seeds"] = tuple(args.seeds)
-    if args.soft:
-        fields["hard"] = False
-    if args.train_threads is not None:
-        fields["train_threads"] = args.train_threads
-    result = run_search(SearchConfig(**fields), args.out)
+    if args.report:
+        if len(args.report) != 2 or args.report[0] != "report":
+            raise ValueError(
+                f"unexpected argument(s) {' '.join(args.report)}: `mixnet search` takes options, "
+                "or `report FOLDER` to rewrite a finished search's report"
+            )
+        return _report(Path(args.report[1]))
+    result = run_search(SearchConfig(**options.explicit_options(args, SearchConfig)), args.out)
     if result is not None:
         print(f"found: {result.files['found']} (target {result.target:.3f} {result.unit})")
         if (Path(args.out) / "report.md").exists():
@@ -93,26 +71,31 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(folder: Path) -> int:
+    from mixnet.search.report import write_search_report
+
+    if not (folder / "search.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a search folder (it has no search.json)")
+    print(f"report: {write_search_report(folder)}")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Registers ``mixnet search`` and ``mixnet latency-table``."""
+    """Registers ``mixnet search`` (with ``mixnet search report``) and ``mixnet latency-table``."""
+    from mixnet.search.config import SearchConfig
+    from mixnet.train.config import field_help
+
+    described = {name: text for name, (_, text, _) in field_help(SearchConfig).items()}
     t = sub.add_parser(
         "latency-table",
         help="measure every block choice of the search space on this machine (and check the predictor)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    t.add_argument("--skeleton", default="mixnet_s", help="registered model whose strides and widths are kept")
-    t.add_argument(
-        "--elastic-depth", action="store_true", help="a table for the space whose stage depths are searched too"
-    )
+    t.add_argument("--skeleton", default="mixnet_s", help=described["skeleton"])
+    t.add_argument("--elastic-depth", action="store_true", help="a table for the space whose stage depths are searched")
     t.add_argument("--img-size", type=options.positive_int, default=224, help="input resolution")
-    t.add_argument("--batch-size", type=options.positive_int, default=1, help="images per forward pass")
-    t.add_argument(
-        "--runtime",
-        choices=RUNTIMES,
-        default="eager",
-        help="what is timed: PyTorch eager, the optimized rewrite, ONNX Runtime, or macs (counted, no device)",
-    )
-    t.add_argument("--threads", type=options.positive_int, default=1, help="intra-op threads (torch or ORT)")
+    t.add_argument("--latency-batch-size", type=options.positive_int, default=1, help=described["latency_batch_size"])
+    t.add_argument("--runtime", choices=RUNTIMES, default="eager", help=described["runtime"].split(";")[0])
+    t.add_argument("--latency-threads", type=options.positive_int, default=1, help=described["latency_threads"])
     t.add_argument("--num-classes", type=options.positive_int, default=1000, help="classifier outputs of the head")
     t.add_argument(
         "--check", type=int, default=20, help="random nets measured end to end to check the predictor (0: none)"
@@ -125,54 +108,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "search",
         help="architecture search with this machine's latency in the loop (supernet, evolution vs random)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        usage="mixnet search [options]\n       mixnet search report FOLDER",
+        description="Search an architecture under a latency target; the folder resumes. `mixnet search report "
+        "FOLDER` rewrites report.md and pareto.png of a finished search from its files.",
     )
-    s.add_argument(
-        "--data", default=None, help="ImageFolder root, digits or cluttered-digits (default: cluttered-digits)"
-    )
-    s.add_argument("--img-size", type=options.positive_int, default=None, help="resolution (default 40)")
-    s.add_argument("--skeleton", default=None, help="registered model whose strides and widths are kept (mixnet_s)")
-    s.add_argument(
-        "--elastic-depth",
-        action="store_true",
-        help="search stage depths too: any block but a stage's first may be left out",
-    )
-    s.add_argument(
-        "--target",
-        type=float,
-        default=None,
-        help="latency target in the table's unit: ms, or MMAC for --runtime macs (default: a fraction of the "
-        "skeleton's)",
-    )
-    s.add_argument(
-        "--runtime",
-        choices=RUNTIMES,
-        default=None,
-        help="latency runtime: of the table measured here, or the one --table was measured on (eager)",
-    )
-    s.add_argument(
-        "--target-fraction",
-        type=float,
-        default=None,
-        help="target as a fraction of the skeleton's latency as the table predicts it (0.5)",
-    )
-    s.add_argument(
-        "--soft", action="store_true", help="MnasNet's soft reward ACC x (LAT/T)^-0.07 instead of a hard limit"
-    )
-    s.add_argument("--table", default=None, help="a latency table from `mixnet latency-table` (default: measured here)")
-    s.add_argument(
-        "--allow-table-mismatch", action="store_true", help="use a table from other settings (with a warning)"
-    )
-    s.add_argument("--threads", type=options.positive_int, default=None, help="threads of the latency measurements (1)")
-    s.add_argument("--epochs", type=options.positive_int, default=None, help="supernet training epochs (15)")
-    s.add_argument("--batch-size", type=options.positive_int, default=None, help="supernet batch size (64)")
-    s.add_argument("--population", type=options.positive_int, default=None, help="evolution population (16)")
-    s.add_argument("--generations", type=options.positive_int, default=None, help="evolution generations (6)")
-    s.add_argument("--retrain-epochs", type=int, default=None, help="epochs of the final retraining (14; 0: skip)")
-    s.add_argument("--seeds", type=int, nargs="+", default=None, help="retraining seeds (0 1)")
-    s.add_argument("--seed", type=int, default=None, help="search seed (0)")
-    s.add_argument("--device", default=None, help="auto, cpu, cuda")
-    s.add_argument("--workers", type=int, default=None, help="data loader workers")
-    s.add_argument("--train-threads", type=int, default=None, help="torch threads while training (0: default)")
+    options.add_config_options(s, SearchConfig)
     s.add_argument("--out", default="search", help="search folder (resumes when it holds this search)")
+    s.add_argument("report", nargs="*", metavar="report FOLDER", help=argparse.SUPPRESS)
     s.set_defaults(func=_search)

@@ -40,15 +40,18 @@ def _count_images(data: str) -> int | None:
 
 
 def _describe(study, images: int | None = None) -> None:
-    from mixnet.cli.info import format_variants, variant_table
+    from mixnet.cli.info import format_variants
+    from mixnet.study.runner import class_count, variant_costs
 
     runs = study.runs()
-    rows = variant_table(list(study.models), list(study.variants), study.img_size, study.width_mult)
+    classes = class_count(study)
+    rows = variant_costs(study, classes or 1000)
     print(
         f"{study.name}: {len(study.models)} model(s) x {len(study.variants)} variant(s) x {len(study.seeds)} "
         f"seed(s) = {len(runs)} runs on {study.data or 'the --data folder'} at {study.img_size} px\n"
     )
     print(format_variants(rows))
+    print(f"(params and MACs with a {classes or 1000}-class head{'' if classes else ', as ImageNet'})")
     config = study.train_config(study.architectures()[0], "unused")
     images = images or _count_images(study.data)
     if images:
@@ -56,13 +59,21 @@ def _describe(study, images: int | None = None) -> None:
         macs = sum(r["macs_m"] for r in rows) * 1e6 * len(study.seeds)
         total = 3 * macs * images * config.epochs
         print(
-            f"\ntraining: {config.epochs} epochs of about {images:,} images per run; about {total / 1e15:,.3f} "
-            "PMAC of forward+backward for the whole study (3 x forward MACs x images x epochs)"
+            f"\ntraining: {config.epochs} epoch{'s' * (config.epochs != 1)} of about {images:,} images per run; "
+            f"about {_macs(total)} of forward+backward for the whole study (3 x forward MACs x images x epochs)"
         )
-        print(
-            f"{images * config.epochs * len(runs) / 1e9:,.3f} billion training images in all: GPU hours = that / "
-            "(images/s of one GPU) / 3600"
-        )
+        seen = images * config.epochs * len(runs)
+        count = f"{seen / 1e9:,.2f} billion" if seen >= 1e9 else f"{seen / 1e6:,.2f} million"
+        print(f"{count} training images in all: GPU hours = that / (images/s of one GPU) / 3600")
+
+
+def _macs(total: float) -> str:
+    """A MAC count with the largest prefix that keeps it at 1 or more (``13.2 TMAC``, ``9,483 PMAC``)."""
+    prefix, scale = next(
+        (p, s) for p, s in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)) if total >= s or p == "M"
+    )
+    value = total / scale
+    return f"{value:,.{2 if value < 10 else 1 if value < 100 else 0}f} {prefix}MAC"
 
 
 def _load(args: argparse.Namespace, check_data: bool = True):
@@ -222,7 +233,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--amp", default=None, choices=AMP_MODES, help="mixed precision: auto, none, bf16, fp16 (default: the study's)"
     )
-    options.add_progress(run)
+    options.add_progress(run, lines="epoch")
     run.set_defaults(func=_run)
     report = s.add_parser("report", help="rewrite the tables, plots and report of a study folder")
     report.add_argument("folder", help="the study folder")

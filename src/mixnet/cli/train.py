@@ -1,8 +1,9 @@
 """``mixnet train``: the command-line face of :func:`mixnet.train.train`.
 
 Every option is generated from :class:`mixnet.train.TrainConfig` (its fields' help texts), so the command
-line and the library cannot drift. Options left out take the preset's value (``--preset``); with
-``--resume`` they take the checkpoint's saved configuration, so a resume needs no other option (an option
+line and the library cannot drift. Options left out take the preset's value (``--preset``), except that the
+built-in data sets bring their own image size, flip and crop (:data:`mixnet.train.config.DATA_DEFAULTS`);
+with ``--resume`` they take the checkpoint's saved configuration, so a resume needs no other option (an option
 given explicitly, e.g. a larger ``--epochs``, overrides it).
 """
 
@@ -11,60 +12,39 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import types
-import typing
 
-from mixnet.train.config import PRESETS, RENAMED, TrainConfig, field_help
+from mixnet.cli import options
+from mixnet.train.config import DATA_DEFAULTS, PRESETS, RENAMED, TrainConfig, data_defaults
 
 DEFAULT_PRESET = "short"
 _NOT_OPTIONS = {"preset"}  # set by --preset, not an option of its own
 
 
-def _none_or(cast: type) -> typing.Callable[[str], object]:
-    def parse(text: str) -> object:
-        return None if text.lower() == "none" else cast(text)
+def _preset_defaults(name: str) -> str:
+    a, b = getattr(_PAPER, name), getattr(_SHORT, name)
+    if a == b:
+        return f"default: {options.show_value(a)}"
+    return f"default: short preset {options.show_value(b)}, paper preset {options.show_value(a)}"
 
-    parse.__name__ = cast.__name__  # argparse names the type in its error messages
-    return parse
+
+_PAPER, _SHORT = TrainConfig.from_preset("paper"), TrainConfig.from_preset("short")
 
 
-def _show(value: object) -> str:
-    if isinstance(value, tuple | list):
-        return " ".join(str(v) for v in value)
-    return "none" if value is None else str(value)
+def _builtin_defaults() -> str:
+    return "; ".join(
+        f"on {name}: " + ", ".join(f"--{k.replace('_', '-')} {options.show_value(v)}" for k, v in values.items())
+        for name, values in DATA_DEFAULTS.items()
+    )
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
     """Adds one option per TrainConfig field; each help ends with the defaults of both presets."""
-    paper, short = TrainConfig.from_preset("paper"), TrainConfig.from_preset("short")
-    for name, (hint, text, choices) in field_help().items():
-        if name in _NOT_OPTIONS:
-            continue
-        flag = "--" + name.replace("_", "-")
-        a, b = getattr(paper, name), getattr(short, name)
-        default = f"default: {_show(a)}" if a == b else f"default: short preset {_show(b)}, paper preset {_show(a)}"
-        kw: dict = {"default": argparse.SUPPRESS, "help": f"{text} ({default})"}
-        args = typing.get_args(hint)
-        optional = type(None) in args
-        base = next((t for t in args if t is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
-        if base is bool:
-            kw["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(base) is tuple:
-            kw.update(nargs=len(typing.get_args(base)), type=typing.get_args(base)[0], metavar=("MIN", "MAX"))
-        else:
-            kw["type"] = _none_or(base) if optional else base
-            if choices:
-                kw["choices"] = choices
-            else:
-                kw["metavar"] = name.upper()
-        p.add_argument(flag, **kw)
+    options.add_config_options(p, TrainConfig, default_text=_preset_defaults, skip=tuple(_NOT_OPTIONS))
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The resolved configuration: preset (or the resumed checkpoint's) values, then explicit options."""
-    explicit = {k: v for k, v in vars(args).items() if k in field_help() and k not in _NOT_OPTIONS}
-    if "crop_scale" in explicit:
-        explicit["crop_scale"] = tuple(explicit["crop_scale"])
+    explicit = options.explicit_options(args, TrainConfig, skip=tuple(_NOT_OPTIONS))
     preset = getattr(args, "preset", None)
     if explicit.get("resume") and preset is None:
         from mixnet.train.checkpoint import load_checkpoint
@@ -75,7 +55,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         saved.pop("progress", None)  # bars or not depends on where this run's output goes
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         return TrainConfig.from_dict({k: v for k, v in saved.items() if k in names} | explicit)
-    return TrainConfig.from_preset(preset or DEFAULT_PRESET, **explicit)
+    # The built-in digits bring their own size, flip and crop unless the command line sets them.
+    return TrainConfig.from_preset(preset or DEFAULT_PRESET, **(data_defaults(explicit.get("data")) | explicit))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +86,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Train a MixNet on an ImageFolder (train/ and val/ class folders) or the built-in digits. "
             "Runs alone or under `torchrun --nproc_per_node=N` (DistributedDataParallel). "
-            "Options left out take the --preset's value; with --resume, the checkpoint's."
+            f"Options left out take the --preset's value ({_builtin_defaults()}); with --resume, the checkpoint's."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -5,7 +5,7 @@ than EfficientNet-B0 despite fewer MACs. This module rewrites a copy of the mode
 transformations of :mod:`mixnet.deploy.fuse` (BN folded into convs, each MixConv as one depthwise conv with
 centered zero-padded kernels, grouped 1x1 convs merged, static TF "SAME" padding) and runs it in
 channels_last. Which rewrite is used where follows rules measured per layer on a 2-core x86 CPU with
-``benchmarks/layer_rules.py`` (table and discussion in docs/inference.md):
+``benchmarks/probes/layer_rules.py`` (table and discussion in docs/inference.md):
 
 - depthwise MixConv: in channels_last the fused big kernel was 1.8-3.3x faster than split+cat for
   every MixConv of mixnet_s/m/l (kernels 3..11, 7..112 px) at batch 1 and 1.2-2.7x at batch 8; in
@@ -17,7 +17,7 @@ channels_last. Which rewrite is used where follows rules measured per layer on a
 
 ONNX runtimes run convs in their own blocked layouts (ONNX Runtime's NCHWc, OpenVINO's nChw16c), not
 PyTorch's NCHW: there, fusing every MixConv was as fast or faster than the NCHW rule for whole networks
-(``benchmarks/onnx_rules.py``, docs/bench/onnx_rules.md), so :func:`onnx_rewrite`, the module
+(``benchmarks/probes/onnx_rules.py``, docs/bench/onnx_rules.md), so :func:`onnx_rewrite`, the module
 :func:`mixnet.deploy.export.to_onnx` exports, fuses them all (``ONNX_FUSE_DEPTHWISE``).
 """
 

@@ -5,13 +5,13 @@ fp32 model (:func:`mixnet.deploy.export.to_onnx`, BN folded and MixConvs fused, 
 gets one set of per-channel scales), run ``quant_pre_process`` (shape inference and graph
 optimisation), calibrate activation ranges on a few hundred images, and write a QDQ model with
 per-channel int8 weights and uint8 activations. Accuracy is then compared on held-out images and the
-speed measured interleaved (:mod:`mixnet.timing`).
+speed measured interleaved (:mod:`mixnet.measure.timing`).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,8 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from mixnet.deploy.export import ort_session, to_onnx
-from mixnet.timing import interleaved_medians
+from mixnet.deploy.export import DEFAULT_TOLERANCE, ort_session, to_onnx
+from mixnet.deploy.exported import ExportedModel
+from mixnet.io.spec import ModelSpec
+from mixnet.measure.timing import interleaved_medians
 
 CALIB_METHODS: tuple[str, ...] = ("minmax", "entropy", "percentile")
 
@@ -95,8 +97,25 @@ def quantize_onnx(
             calibrate_method=methods[method],
             op_types_to_quantize=list(op_types) if op_types is not None else None,
         )
+        _copy_metadata(fp32_path, out)
         out.replace(int8_path)  # only a finished model lands at int8_path
     return int8_path
+
+
+def _copy_metadata(source: Path, target: Path) -> None:
+    """Gives ``target`` the ``metadata_props`` of ``source`` (its ``mixnet.spec``: class names, preprocessing),
+    which ONNX Runtime's quantizer does not carry over."""
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
+    if not props:
+        return
+    proto = onnx.load(str(target))
+    props = {p.key: p.value for p in proto.metadata_props} | props
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(target))
 
 
 def dataset_batches(dataset: Dataset, n: int, batch_size: int = 32, *, seed: int = 0) -> list[np.ndarray]:
@@ -108,18 +127,22 @@ def dataset_batches(dataset: Dataset, n: int, batch_size: int = 32, *, seed: int
     return [x.numpy() for x, _ in loader]
 
 
-def onnx_top1(path: str | Path, dataset: Dataset, *, batch_size: int = 64, threads: int | None = None) -> float:
-    """Top-1 accuracy (percent) of an ONNX classifier on ``dataset`` in ONNX Runtime."""
-    session = ort_session(path, threads)
-    name = session.get_inputs()[0].name
+def file_top1(path: str | Path, dataset: Dataset, *, batch_size: int = 64, threads: int | None = None) -> float:
+    """Top-1 accuracy (percent, argmax) of an exported classifier on ``dataset``, run in its runtime.
+
+    The file runs as :class:`mixnet.deploy.exported.ExportedModel`, as ``mixnet eval --weights FILE`` runs it.
+    int8 logits tie often; ``mixnet quantize`` therefore scores with ``mixnet eval``'s own engine (``score``
+    of :func:`quantize_model`), so the two print the same figure.
+    """
+    model = ExportedModel(path, threads)
     correct = total = 0
     from tqdm.auto import tqdm  # the [train] extra, needed here only
 
     bar = tqdm(DataLoader(dataset, batch_size=batch_size), desc=f"eval {Path(path).name}", leave=False, disable=None)
-    for x, y in bar:
-        logits = session.run(None, {name: x.numpy()})[0]
-        correct += int((logits.argmax(1) == y.numpy()).sum())
-        total += len(y)
+    with torch.inference_mode():
+        for x, y in bar:
+            correct += int((model(x).argmax(1) == y).sum())
+            total += len(y)
     if total == 0:
         raise ValueError("the evaluation set is empty")
     return 100.0 * correct / total
@@ -182,12 +205,16 @@ def quantize_model(
     speed_batch: int = 1,
     speed_rounds: int = 15,
     method: str = "minmax",
+    tolerance: float = DEFAULT_TOLERANCE,
+    spec: ModelSpec | None = None,
+    score: Callable[[Path], float] | None = None,
 ) -> QuantizeReport:
     """Exports ``model`` to fp32 ONNX, quantizes it to int8, and compares accuracy and speed.
 
     Args:
         model: a MixNet classifier whose classes match the data sets' labels.
-        out_dir: folder for ``<name>.onnx`` and ``<name>.int8.onnx``.
+        out_dir: folder for ``<name>.fp32.onnx`` and ``<name>.int8.onnx`` (``<name>.onnx`` is left to
+            ``mixnet export``).
         calib_set: images to calibrate on (transformed to NCHW tensors, normalised).
         eval_set: held-out images for the accuracy comparison (not used for calibration).
         img_size: input resolution of both sets.
@@ -197,6 +224,9 @@ def quantize_model(
         speed_batch: batch size of the speed comparison.
         speed_rounds: interleaved rounds of the speed comparison.
         method: calibration method (see :func:`quantize_onnx`).
+        tolerance: the fp32 export's check (see :func:`mixnet.deploy.export.to_onnx`).
+        spec: what both files record (class names, preprocessing; default: the model's own).
+        score: top-1 (percent) of an exported file on ``eval_set``; default :func:`file_top1`.
 
     Raises:
         ValueError: a non-positive count (``calib_images``, ``threads``, ``speed_batch``,
@@ -214,11 +244,17 @@ def quantize_model(
     if method not in CALIB_METHODS:  # before the export, not after it
         raise ValueError(f"method must be one of {list(CALIB_METHODS)}, got {method!r}")
     out_dir = Path(out_dir)
-    fp32 = to_onnx(model, out_dir / f"{name}.onnx", img_size=img_size, threads=threads).path
+    fp32 = to_onnx(
+        model, out_dir / f"{name}.fp32.onnx", img_size=img_size, threads=threads, tolerance=tolerance, spec=spec
+    ).path
     calib = dataset_batches(calib_set, calib_images)
     int8 = quantize_onnx(fp32, out_dir / f"{name}.int8.onnx", calibration=calib, method=method)
-    fp32_top1 = onnx_top1(fp32, eval_set, threads=threads)
-    int8_top1 = onnx_top1(int8, eval_set, threads=threads)
+    if score is None:
+
+        def score(path: Path) -> float:
+            return file_top1(path, eval_set, threads=threads)
+
+    fp32_top1, int8_top1 = score(fp32), score(int8)
     x = np.random.default_rng(0).standard_normal((speed_batch, *calib[0].shape[1:]), dtype=np.float32)
     s32, s8 = ort_session(fp32, threads), ort_session(int8, threads)
     feed32, feed8 = {s32.get_inputs()[0].name: x}, {s8.get_inputs()[0].name: x}

@@ -1,7 +1,8 @@
 """Prediction: image files or folders -> the top-k classes with their probabilities.
 
-Images go through the same eval transform as ``mixnet eval`` (resize, center crop, normalise). A file that
-cannot be read is named in a warning and skipped, so one bad file never loses the others' results.
+Images go through the same eval transform as ``mixnet eval`` (resize, center crop, normalise), decoded by a
+DataLoader (``workers`` processes). A file that cannot be read is named in a warning and skipped, so one bad
+file never loses the others' results; with ``strict`` it is an error instead.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
 
@@ -47,6 +49,29 @@ def _load(path: Path, transform: Callable) -> torch.Tensor:
         return transform(img.convert("RGB"))
 
 
+class _Images(Dataset):
+    """Image files -> ``(path, tensor or None, reason or None)``: a failure is data, so it crosses processes."""
+
+    def __init__(self, paths: Sequence[str | Path], transform: Callable) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[str, torch.Tensor | None, str | None]:
+        path = self.paths[i]
+        try:
+            return str(path), _load(path, self.transform), None
+        except Exception as e:  # noqa: BLE001 - any unreadable image is reported the same way
+            return str(path), None, f"{type(e).__name__}: {e}"
+
+
+def _as_list(items: list) -> list:
+    """DataLoader collate that keeps the items as they are (a module-level function: workers pickle it)."""
+    return items
+
+
 @torch.inference_mode()
 def predict(
     model: nn.Module,
@@ -59,6 +84,8 @@ def predict(
     batch_size: int = 32,
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
+    workers: int = 0,
+    strict: bool = False,
 ) -> tuple[list[dict], list[tuple[str, str]]]:
     """Top-k predictions for each readable image.
 
@@ -72,29 +99,38 @@ def predict(
         batch_size: images per forward pass.
         amp_dtype: autocast dtype, or None for full precision.
         progress: show a tqdm bar.
+        workers: DataLoader processes decoding the images (0: in this process).
+        strict: an unreadable image is an error instead of being skipped.
 
     Returns:
         ``(results, failed)``: one ``{"path", "top": [{"index", "class", "prob"}, ...]}`` per readable image
         in input order, and ``(path, reason)`` of each unreadable one (also warned about).
+
+    Raises:
+        ValueError: (``strict``) an unreadable image, named; class names that do not match the outputs.
     """
     device = resolve_device(device)
     was_training = model.training
     model.eval().to(device)
     results: list[dict] = []
     failed: list[tuple[str, str]] = []
+    loader = DataLoader(
+        _Images(paths, transform), batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list
+    )
     bar = tqdm(total=len(paths), desc="predict", unit="img", disable=not progress, leave=False)
     try:
-        for start in range(0, len(paths), batch_size):
+        for items in loader:
             batch, ok = [], []
-            for p in paths[start : start + batch_size]:
-                try:
-                    batch.append(_load(Path(p), transform))
-                    ok.append(str(p))
-                except Exception as e:  # noqa: BLE001 - any unreadable image is skipped the same way
-                    reason = f"{type(e).__name__}: {e}"
-                    warnings.warn(f"skipping {str(p)!r}: {reason}", stacklevel=2)
-                    failed.append((str(p), reason))
-            bar.update(len(paths[start : start + batch_size]))
+            for path, image, reason in items:
+                if image is None:
+                    if strict:
+                        raise ValueError(f"cannot read image {path!r}: {reason}")
+                    warnings.warn(f"skipping {path!r}: {reason}", stacklevel=2)
+                    failed.append((path, reason))
+                else:
+                    batch.append(image)
+                    ok.append(path)
+            bar.update(len(items))
             if not batch:
                 continue
             with autocast(device, amp_dtype):

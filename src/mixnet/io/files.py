@@ -47,10 +47,9 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any
             not hold a mapping; the message names the path and the cause.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    kind = file_format(path)
     try:
-        if path.suffix == ".safetensors":
+        if kind == "safetensors":
             from safetensors.torch import load_file
 
             obj: object = load_file(str(path))
@@ -70,6 +69,27 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Mapping[str, Any
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a mapping of weights")
     return obj
+
+
+def file_format(path: str | Path) -> str:
+    """``safetensors`` or ``torch`` (a ``torch.save`` file), from the file's first bytes, whatever its name.
+
+    Raises:
+        CheckpointError: the file is missing, or is neither (a text or JSON file, an image...): reading
+            it as weights would only give the reader's confusing error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":  # an 8-byte header length, then the JSON header
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):  # torch.save: a zip archive, or a bare pickle
+        return "torch"
+    raise CheckpointError(
+        f"{str(path)!r} is not a model file: a model file is a .safetensors file or a torch.save file (.pth, .pt)"
+    )
 
 
 def _refusal(path: Path, error: Exception) -> str:
@@ -94,12 +114,10 @@ def read_metadata(path: str | Path) -> tuple[Mapping[str, Any], dict[str, tuple[
         CheckpointError: as :func:`read_checkpoint`.
     """
     path = Path(path)
-    if path.suffix != ".safetensors":
+    if file_format(path) == "torch":
         top = read_checkpoint(path, mmap=True)
         sd = nested_state_dict(top)
         return top, {k: tuple(v.shape) for k, v in sd.items() if isinstance(v, torch.Tensor)}
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         from safetensors import safe_open
 

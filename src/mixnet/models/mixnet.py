@@ -7,8 +7,8 @@ pool, dropout, linear classifier. The model answers timm's model API (``forward_
 ``pretrained_cfg``, ``feature_info``), so code written for timm's ``mixnet_*`` runs on it unchanged.
 """
 
-from __future__ import annotations
-
+# Annotations stay objects (no ``from __future__ import annotations``): torch.fx copies a traced forward's
+# annotations into its generated code, and TorchScript cannot resolve them when they are strings.
 import contextlib
 import functools
 import math
@@ -622,6 +622,10 @@ class MixNetFeatures(MixNetTrunk):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The requested feature maps, shallow to deep."""
+        return self.forward_maps(x)
+
+    def forward_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The requested feature maps as a list, whatever :meth:`forward` returns."""
         x = self.stem(x)
         maps: list[torch.Tensor] = []
         for i, stage in enumerate(self.stages):
@@ -641,3 +645,33 @@ class MixNetFeatures(MixNetTrunk):
                     if start + b in self.taps:
                         maps.append(x)
         return maps
+
+
+class MixNetFeatureDict(MixNetFeatures):
+    """A backbone returning ``{str(out_index): map}`` (timm's ``feature_cls="dict"``, same keys and order)."""
+
+    def __init__(self, config: MixNetConfig, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        self.keys = [str(i) for i in self.out_indices]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The requested feature maps by out index, shallow to deep."""
+        out: dict[str, torch.Tensor] = {}
+        for i, m in enumerate(self.forward_maps(x)):  # enumerate: TorchScript's zip takes no strict=
+            out[self.keys[i]] = m
+        return out
+
+
+def fx_features(backbone: MixNetFeatures) -> torch.fx.GraphModule:
+    """timm's ``feature_cls="fx"``: the backbone traced by torch.fx, returning the same maps.
+
+    The traced module keeps the backbone's ``feature_info``, ``pretrained_cfg`` and ``out_indices``, and
+    scripts with ``torch.jit.script``.
+    """
+    graph = torch.fx.symbolic_trace(backbone)
+    graph.feature_info = backbone.feature_info
+    graph.pretrained_cfg = graph.default_cfg = backbone.pretrained_cfg
+    graph.out_indices = backbone.out_indices
+    graph.features_only = True
+    graph.num_classes = 0
+    return graph

@@ -17,7 +17,6 @@ candidates: the comparison says whether the evolution found anything.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import random
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from mixnet.experiment.rows import append_row, read_runs
 from mixnet.search.latency import LatencyTable, choice_key
 from mixnet.search.space import Arch, SearchSpace
 from mixnet.search.supernet import SuperNet
@@ -112,14 +112,8 @@ class Evaluator:
         self.recal_loader, self.val_loader = recal_loader, val_loader
         self.recal_batches, self.device = recal_batches, device
         self.log_path = log_path
-        self.cache: dict[str, dict] = {}
-        if log_path is not None and log_path.exists():  # a resumed search does not evaluate twice
-            for line in log_path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                self.cache[row["arch"]] = row
+        # A resumed search does not evaluate twice.
+        self.cache: dict[str, dict] = {} if log_path is None else read_runs(log_path, key="arch")
 
     def __call__(self, arch: Arch, method: str) -> dict:
         """The candidate's row: top-1 on the held-out images, predicted latency, reward."""
@@ -139,8 +133,7 @@ class Evaluator:
         }
         self.cache[key] = row
         if self.log_path is not None:
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_row(self.log_path, row)
         return row
 
 

@@ -32,18 +32,20 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from mixnet.bench.suite import ort_runner, torch_runner
+from mixnet.measure.machine import machine_info
+from mixnet.measure.runners import ort_runner, torch_runner
+from mixnet.measure.threads import threads as using_threads
+from mixnet.measure.timing import interleaved_medians, net_latencies_ms
 from mixnet.models.complexity import Complexity, config_complexity, count_block
 from mixnet.models.mixnet import MixNet
 from mixnet.search.space import SKIP, Arch, BlockChoice, SearchSpace
-from mixnet.timing import interleaved_medians
 
 TABLE_FORMAT, TABLE_VERSION = "mixnet-latency-table", 2
 CALIBRATION_SEED = 10_007  # calibration nets; a predictor check draws with another seed
@@ -63,12 +65,9 @@ def choice_key(c: BlockChoice) -> str:
 
 
 def machine() -> dict[str, str]:
-    """The CPU, core count and library versions a table is measured with (the bench harness's record)."""
-    from mixnet.bench.suite import machine_info
-
-    info = machine_info(threads=torch.get_num_threads())
-    info.pop("threads")  # the table's own ``threads`` field is the setting that counts
-    return info
+    """The CPU, core count and library versions a table is measured with (its own ``threads`` field is the
+    setting that counts, so none is recorded here)."""
+    return machine_info()
 
 
 def check_runtime(runtime: str) -> None:
@@ -212,16 +211,6 @@ def block_inputs(space: SearchSpace, img_size: int) -> list[tuple[int, int, int]
     return out
 
 
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _block_onnx(block: nn.Module, x: torch.Tensor, path: Path) -> Path:
     """One block as an ONNX file.
 
@@ -334,7 +323,7 @@ def measure_table(
         from tqdm import tqdm
 
         bar = tqdm(total=len(choices) + len(inputs), desc=f"latency table ({runtime})", unit="step")
-    with _threads(threads), tempfile.TemporaryDirectory() as tmp:
+    with using_threads(threads), tempfile.TemporaryDirectory() as tmp:
         # Every choice's blocks at every position, built once per choice from a net made of that choice
         # alone, so a block is exactly what the runtime runs inside a net. ONNX blocks wait on disk and
         # get sessions one position at a time: thousands of live sessions (gigabytes) slowed whole nets
@@ -432,13 +421,14 @@ def measure_configs(
 ) -> list[float]:
     """End-to-end cost of whole nets (:class:`mixnet.MixNetConfig` s) in the runtime's unit.
 
-    Measured runtimes: medians (ms) with the nets interleaved; ``macs``: counted MMACs.
+    Measured runtimes: medians (ms) with the nets interleaved by :func:`mixnet.measure.timing.net_latencies_ms`,
+    the whole-net setting the study's latency uses too; ``macs``: counted MMACs.
     """
     check_runtime(runtime)
     if runtime == "macs":
         return [config_complexity(c, img_size, num_classes=num_classes).macs / 1e6 for c in configs]
     x = torch.randn(batch, 3, img_size, img_size)
-    with _threads(threads), tempfile.TemporaryDirectory() as tmp:
+    with using_threads(threads), tempfile.TemporaryDirectory() as tmp:
         contenders = {}
         for i, config in enumerate(configs):
             net, _ = _trunk_blocks(
@@ -453,10 +443,8 @@ def measure_configs(
             else:
                 xi = x.contiguous(memory_format=torch.channels_last) if channels_last and runtime == "eager" else x
                 contenders[str(i)] = torch_runner(net, xi)
-        # Whole nets are bigger than blocks: three untimed calls per round before five timed ones keep them
-        # warm however many share the cache (with one, 20 ORT nets interleaved timed 13% slower than warm).
-        medians = interleaved_medians(contenders, rounds=rounds, iters=5, warmup=2, settle=3)
-    return [medians[str(i)] * 1e3 for i in range(len(configs))]
+        medians = net_latencies_ms(contenders, rounds=rounds)
+    return [medians[str(i)] for i in range(len(configs))]
 
 
 def measure_nets(space: SearchSpace, archs: Sequence[Arch], **kwargs) -> list[float]:

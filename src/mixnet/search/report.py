@@ -1,4 +1,9 @@
-"""The search's report: the Pareto plot (top-1 vs measured latency) and whether the search won."""
+"""The search's report: the Pareto plot (top-1 vs measured latency) and whether the search won.
+
+The found net is compared with each other retrained net paired by seed (the same seed gives every net
+the same data split and order): mean difference, 95% CI and p, Holm-corrected over the comparisons
+reported (:mod:`mixnet.experiment.stats`). With one seed no significance can be claimed.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +12,60 @@ import math
 import statistics
 from pathlib import Path
 
+from mixnet.experiment.folder import read_record
+from mixnet.experiment.rows import read_jsonl, read_runs, write_text
+from mixnet.experiment.stats import Paired, holm_correct, paired
+from mixnet.search.config import upgrade_record
 
-def _stats(rows: dict[str, dict], net: str) -> tuple[float, float, list[float]]:
-    values = [r["top1"] for r in rows.values() if r["net"] == net and r["status"] == "ok"]
+ALPHA = 0.05
+# What a search folder holds once the retraining is done (the report is written from these).
+FINISHED = ("search_summary.json", "final_latency.json", "matched_width.json", "retrain.jsonl")
+
+
+def _by_seed(rows: dict[str, dict], net: str) -> dict[int, float]:
+    """Retrained top-1 of ``net`` per seed (finished runs only)."""
+    return {r["seed"]: r["top1"] for r in rows.values() if r["net"] == net and r["status"] == "ok"}
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
     if not values:
-        return math.nan, math.nan, []
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, values
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
-def verdict(a: tuple[float, float, list[float]], b: tuple[float, float, list[float]]) -> str:
-    """Whether ``a`` beats ``b``: the mean difference against twice its standard error over seeds."""
-    (ma, sa, va), (mb, sb, vb) = a, b
-    if not va or not vb:
+def verdict(c: Paired) -> str:
+    """Whether the contender won, in words, with the paired difference, its CI and p."""
+    if c.n == 0:
         return "not measured"
-    diff = ma - mb
-    if len(va) < 2 or len(vb) < 2:
-        return f"{diff:+.2f} points (one seed: no spread to judge by)"
-    se = math.hypot(sa / math.sqrt(len(va)), sb / math.sqrt(len(vb)))
-    if abs(diff) <= 2 * se:
-        return f"{diff:+.2f} points, within the seed spread (2 standard errors = {2 * se:.2f}): no clear winner"
-    outcome = "won" if diff > 0 else "lost"
-    return f"{diff:+.2f} points, beyond the seed spread (2 standard errors = {2 * se:.2f}): {outcome}"
+    if c.n == 1:
+        return c.describe()
+    outcome = ("won" if c.mean > 0 else "lost") if c.resolved(ALPHA) else "not resolved: no clear winner"
+    return f"{c.describe()}: {outcome}"
 
 
 def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _jsonl(path: Path) -> list[dict]:
-    rows = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
 def write_search_report(out: str | Path) -> Path:
-    """Writes ``pareto.png`` and ``report.md`` from the files of a finished search folder; returns the report."""
+    """Writes ``pareto.png`` and ``report.md`` from the files of a finished search folder; returns the report.
+
+    Raises:
+        mixnet.experiment.folder.ForeignFolderError: ``out`` is not a search folder.
+        ValueError: the search has not finished its retraining (names the missing files).
+    """
     out = Path(out)
-    cfg = json.loads((out / "search.json").read_text())
+    cfg = upgrade_record(read_record(out, "search.json", kind="search"))
+    missing = [n for n in FINISHED if not (out / n).exists()]
+    if missing:
+        raise ValueError(f"{out}: the search has not finished (no {', '.join(missing)}); run it to the end first")
     summary = json.loads((out / "search_summary.json").read_text())
     latency = json.loads((out / "final_latency.json").read_text())
     match = json.loads((out / "matched_width.json").read_text())
-    candidates = _jsonl(out / "candidates.jsonl")
+    candidates = read_jsonl(out / "candidates.jsonl")
     evolved = [r for r in candidates if r["method"] == "evolution"]
     randoms = [r for r in candidates if r["method"] == "random"]
-    rows = {r["run"]: r for r in _jsonl(out / "retrain.jsonl")}
+    rows = read_runs(out / "retrain.jsonl")
     nets = list(latency)
     target, unit = summary["target"], summary["unit"]
     runtime = {
@@ -63,19 +74,19 @@ def write_search_report(out: str | Path) -> Path:
         "ort": "ONNX Runtime",
         "macs": "MACs counted (no device)",
     }[cfg["runtime"]]
-    import matplotlib
+    from mixnet.experiment.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stats = {name: _stats(rows, name) for name in nets}
+    plt = pyplot()
+    by_seed = {name: _by_seed(rows, name) for name in nets}
+    stats = {name: _mean_sd(list(v.values())) for name, v in by_seed.items()}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     ax = axes[0]
-    for name, (m, s, _) in stats.items():
-        ax.errorbar([latency[name]], [m], yerr=[s], marker="o", capsize=4, label=name, ls="none", ms=8)
+    for name, (m, s) in stats.items():
+        sd = 0.0 if math.isnan(s) else s
+        ax.errorbar([latency[name]], [m], yerr=[sd], marker="o", capsize=4, label=name, ls="none", ms=8)
     ax.axvline(target, color="gray", ls="--", lw=1, label=f"target {target:.2f} {unit}")
     ax.set_xlabel(f"{runtime}, end to end ({unit})")
-    ax.set_ylabel("held-out top-1 after retraining (%), mean ± std over seeds")
+    ax.set_ylabel("held-out top-1 after retraining (%), mean, error bars ± SD over seeds")
     ax.set_title("retrained from scratch")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -88,9 +99,7 @@ def write_search_report(out: str | Path) -> Path:
     ax.set_title("candidates evaluated during the search")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "pareto.png")
 
     skeleton = [n for n in nets if n not in ("found", "random_best")][0]
     epochs, budget = cfg["epochs"], cfg["population"] * cfg["generations"]
@@ -100,22 +109,28 @@ def write_search_report(out: str | Path) -> Path:
         "",
         f"- data: `{cfg['data']}` at {cfg['img_size']} px; space: {cfg['skeleton']}'s skeleton, the paper's "
         "per-block choices",
-        f"- latency: {runtime}, batch {cfg['batch']}, {cfg['threads']} thread(s); target {target:.3f} {unit} "
+        f"- latency: {runtime}, batch {cfg['latency_batch_size']}, {cfg['latency_threads']} thread(s); "
+        f"target {target:.3f} {unit} "
         f"({'hard constraint' if hard else 'soft reward, w = ' + str(cfg['w'])})",
-        f"- supernet: {epochs} epochs of uniform single-path training; {budget} candidates evaluated by "
+        f"- supernet: {epochs} epoch{'s' * (epochs != 1)} of uniform single-path training; "
+        f"{budget} candidates evaluated by "
         "evolution and as many by random search (BN recalibrated, top-1 on images held out from the train split)",
-        f"- retraining: {cfg['retrain_epochs']} epochs, seeds {', '.join(map(str, cfg['seeds']))}, the same recipe "
+        f"- retraining: {cfg['retrain_epochs']} epoch{'s' * (cfg['retrain_epochs'] != 1)}, "
+        f"seeds {', '.join(map(str, cfg['seeds']))}, the same recipe "
         "for every net; top-1 on the data's own validation split",
         "",
-        f"| net | end to end ({unit}) | retrained top-1 (%) | per seed | supernet top-1 (%) | predicted ({unit}) |",
+        f"| net | end to end ({unit}) | retrained top-1 (%), mean ± SD | per seed | supernet top-1 (%) "
+        f"| predicted ({unit}) |",
         "|---|---|---|---|---|---|",
     ]
     search_rows = {"found": summary["found"], "random_best": summary["random_best"]}
     for name in nets:
-        m, s, v = stats[name]
+        m, s = stats[name]
+        v = [by_seed[name][k] for k in sorted(by_seed[name])]
+        top1 = "-" if not v else f"{m:.2f}" + (f" ± {s:.2f}" if len(v) > 1 else " (one seed)")
         sr = search_rows.get(name, {})
         lines.append(
-            f"| {name} | {latency[name]:.3f} | {m:.2f} ± {s:.2f} | {' / '.join(f'{x:.2f}' for x in v)} | "
+            f"| {name} | {latency[name]:.3f} | {top1} | {' / '.join(f'{x:.2f}' for x in v)} | "
             f"{_num(sr.get('top1'), 2)} | {_num(sr.get('latency'), 3)} |"
         )
     lines += [
@@ -140,12 +155,23 @@ def write_search_report(out: str | Path) -> Path:
                 f"Supernet top-1 of the {len(top)} candidates of {name}: {min(top):.2f} to {max(top):.2f}% "
                 f"(median {statistics.median(top):.2f}%)."
             )
+    contrasts = holm_correct(
+        [paired(by_seed[other], by_seed["found"], label=f"found - {other}") for other in ("random_best", skeleton)]
+    )
+    seeds = max(c.n for c in contrasts)
     lines += [
         "",
         "## Did the search win?",
         "",
-        f"- found vs random search's best: {verdict(stats['found'], stats['random_best'])}",
-        f"- found vs {skeleton}: {verdict(stats['found'], stats[skeleton])}",
+        *(f"- {verdict(c)}" for c in contrasts),
+        "",
+        (
+            "One seed: no significance can be claimed."
+            if seeds < 2
+            else "Paired by seed: the mean per-seed difference, its 95% CI (Student's t, "
+            f"{seeds - 1} degree(s) of freedom) and two-sided p, Holm-corrected over these {len(contrasts)} "
+            f"comparisons; resolved: corrected p < {ALPHA}. ± in the table is the SD over seeds."
+        ),
         "",
         "![Pareto](pareto.png)",
         "",
@@ -154,5 +180,4 @@ def write_search_report(out: str | Path) -> Path:
         "`final_latency.json`, `matched_width.json`, `retrain/<net>-s<seed>/`.",
         "",
     ]
-    (out / "report.md").write_text("\n".join(lines))
-    return out / "report.md"
+    return write_text(out / "report.md", "\n".join(lines))

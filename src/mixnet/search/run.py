@@ -2,12 +2,12 @@
 
 Everything is written into one folder and every stage resumes: the latency table and the supernet
 checkpoint are reused, evaluated candidates are read back from ``candidates.jsonl``, finished retraining
-runs from ``retrain.jsonl``. A folder that holds another search's results is refused.
+runs from ``retrain.jsonl``. A folder that holds another search's results is refused, and a search that
+is refused (a table or target that does not fit) writes nothing.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -17,85 +17,17 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from mixnet.io.atomic import atomic_write
+from mixnet.experiment.folder import claim_folder
+from mixnet.experiment.rows import write_json, write_text
 from mixnet.models.archfile import save_arch
+from mixnet.search.config import SearchConfig, upgrade_record
 from mixnet.search.evolve import Evaluator, Objective, best, check_target, evolution_search, random_search
-from mixnet.search.latency import RUNTIMES, LatencyTable, load_table, measure_configs, measure_table
+from mixnet.search.latency import LatencyTable, load_table, measure_configs, measure_table
 from mixnet.search.space import SKIP, Arch, SearchSpace
 from mixnet.search.train import build_splits, train_supernet
 from mixnet.train.distributed import DistInfo, cleanup_distributed, init_distributed
 
 RECORD = "search.json"
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Every option of a search (defaults: the run on the built-in cluttered digits on a 2-core CPU)."""
-
-    data: str = "cluttered-digits"
-    img_size: int = 40
-    skeleton: str = "mixnet_s"
-    elastic_depth: bool = False
-    # latency
-    runtime: str = "eager"
-    batch: int = 1
-    threads: int = 1
-    table: str | None = None
-    allow_table_mismatch: bool = False
-    # objective (the target in the table's unit: ms, or MMAC for the MACs proxy)
-    target: float | None = None
-    target_fraction: float = 0.5
-    w: float = -0.07
-    hard: bool = True
-    # supernet
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 0.004
-    weight_decay: float = 0.05
-    search_fraction: float = 0.1
-    crop_scale: tuple[float, float] = (0.8, 1.0)
-    crop_pct: float = 1.0
-    # search
-    population: int = 16
-    generations: int = 6
-    recal_batches: int = 4
-    # retraining
-    retrain_epochs: int = 14
-    seeds: tuple[int, ...] = (0, 1)
-    seed: int = 0
-    device: str = "auto"
-    train_threads: int = 0
-    workers: int = 0
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.img_size < 8 or self.batch < 1 or self.threads < 1 or self.epochs < 1 or self.batch_size < 1:
-            problems.append("img_size >= 8, batch, threads, epochs and batch_size >= 1")
-        if self.target is not None and self.target <= 0:
-            problems.append(f"target must be > 0, got {self.target}")
-        if self.runtime not in RUNTIMES:
-            problems.append(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
-        if not 0 < self.target_fraction <= 1:
-            problems.append(f"target_fraction must be in (0, 1], got {self.target_fraction}")
-        if self.population < 4 or self.generations < 1:
-            problems.append("population >= 4 and generations >= 1")
-        if not 0 < self.search_fraction < 0.5:
-            problems.append(f"search_fraction must be in (0, 0.5), got {self.search_fraction}")
-        if self.retrain_epochs < 0 or not self.seeds:
-            problems.append("retrain_epochs >= 0 and at least one seed")
-        if problems:
-            raise ValueError("bad search option(s): " + "; ".join(problems))
-
-    @property
-    def budget(self) -> int:
-        """Evaluated candidates per search method."""
-        return self.population * self.generations
-
-    def to_dict(self) -> dict:
-        """JSON-able values."""
-        d = dataclasses.asdict(self)
-        d["crop_scale"], d["seeds"] = list(self.crop_scale), list(self.seeds)
-        return d
 
 
 @dataclass
@@ -110,47 +42,55 @@ class SearchResult:
     unit: str = "ms"
 
 
-def _write(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
 def prepare(cfg: SearchConfig, out: Path) -> None:
-    """Creates the folder and records the options; another search's folder is refused untouched."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / RECORD
-    mine = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "train_threads", "workers")}
-    if path.exists():
-        saved = json.loads(path.read_text())
-        defaults = SearchConfig().to_dict()  # an option the record lacks had its default then
-        diff = sorted(k for k in mine if saved.get(k, defaults[k]) != mine[k])
-        if diff:
-            raise ValueError(f"{out} holds another search (differs in {', '.join(diff)}); use another --out")
-        return
-    _write(path, json.dumps(mine, indent=2) + "\n")
+    """Creates the folder and records the options; another search's folder is refused untouched.
+
+    Raises:
+        mixnet.experiment.folder.ForeignFolderError: ``out`` holds another search (names the options).
+    """
+    defaults = SearchConfig().record()  # an option the record lacks had its default then
+    claim_folder(out, RECORD, cfg.record(), kind="search", defaults=defaults, upgrade=upgrade_record)
 
 
-def latency_table(cfg: SearchConfig, space: SearchSpace, out: Path, num_classes: int, log) -> LatencyTable:
-    """The table given, the one in the folder, or a new measurement."""
-    expect = {
+def _expect(cfg: SearchConfig) -> dict:
+    """The settings a latency table must have been measured with for this search."""
+    return {
         "runtime": cfg.runtime,
-        "threads": cfg.threads,
-        "batch": cfg.batch,
+        "threads": cfg.latency_threads,
+        "batch": cfg.latency_batch_size,
         "img_size": cfg.img_size,
         "skeleton": cfg.skeleton,
         "elastic_depth": cfg.elastic_depth,
     }
-    path = Path(cfg.table) if cfg.table else out / "latency_table.json"
-    if path.exists():
-        return load_table(path, expect=expect, allow_mismatch=cfg.allow_table_mismatch)
-    if cfg.table:
+
+
+def given_table(cfg: SearchConfig) -> LatencyTable | None:
+    """The table named by ``cfg.table``, checked against the search's settings (None when none is named).
+
+    Raises:
+        ValueError: the file is missing, not a table, or measured with other settings.
+    """
+    if not cfg.table:
+        return None
+    if not Path(cfg.table).exists():
         raise ValueError(f"latency table {cfg.table} does not exist; make one with `mixnet latency-table`")
+    return load_table(cfg.table, expect=_expect(cfg), allow_mismatch=cfg.allow_table_mismatch)
+
+
+def latency_table(cfg: SearchConfig, space: SearchSpace, out: Path, num_classes: int, log) -> LatencyTable:
+    """The table given, the one in the folder, or a new measurement (saved in the folder)."""
+    if cfg.table:
+        return given_table(cfg)
+    path = out / "latency_table.json"
+    if path.exists():
+        return load_table(path, expect=_expect(cfg), allow_mismatch=cfg.allow_table_mismatch)
     log(f"{cfg.runtime} latency table ({len(space.slots())} positions x {len(space.choices())} choices) ...")
     table = measure_table(
         space,
         runtime=cfg.runtime,
         img_size=cfg.img_size,
-        batch=cfg.batch,
-        threads=cfg.threads,
+        batch=cfg.latency_batch_size,
+        threads=cfg.latency_threads,
         num_classes=num_classes,
     )
     table.save(path)
@@ -165,8 +105,6 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
     try:
         space = SearchSpace(cfg.skeleton, elastic_depth=cfg.elastic_depth)
         space.check_skeleton()  # before anything is measured or trained
-        if info.is_main:
-            prepare(cfg, out)
         splits = build_splits(
             cfg.data,
             cfg.img_size,
@@ -176,9 +114,16 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             crop_pct=cfg.crop_pct,
         )
         num_classes = len(splits.class_names)
-        if info.is_main:  # fail before training when the target cannot be met
-            table = latency_table(cfg, space, out, num_classes, log)
-            target = _target(cfg, space, table, out, log)
+        if info.is_main:  # refuse before anything is written or trained: the table given, then the target
+            table = given_table(cfg)
+            skeleton = None
+            if table is not None:
+                if cfg.target is None:
+                    skeleton = _skeleton_latency(cfg, space, table)
+                check_target(table, cfg.target if cfg.target is not None else cfg.target_fraction * skeleton)
+            prepare(cfg, out)
+            table = table or latency_table(cfg, space, out, num_classes, log)
+            target = _target(cfg, space, table, out, log, skeleton)
             check_target(table, target)
         supernet = train_supernet(
             space,
@@ -191,6 +136,7 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             weight_decay=cfg.weight_decay,
             seed=cfg.seed,
             workers=cfg.workers,
+            threads=cfg.threads,
             log=log,
         )
         if not info.is_main:
@@ -203,34 +149,43 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
     return _search_and_report(cfg, space, splits, supernet, table, target, out, info, log)
 
 
-def _target(cfg: SearchConfig, space: SearchSpace, table: LatencyTable, out: Path, log) -> float:
-    """The target in the table's unit: given, or a fraction of the skeleton's latency as the table predicts it.
+def _skeleton_latency(cfg: SearchConfig, space: SearchSpace, table: LatencyTable) -> float:
+    """The skeleton's latency as the table predicts it (measured when it is no point of a restricted space).
 
     The table's prediction (checked against whole nets by ``mixnet latency-table --check``) rather than a
     new measurement: the constraint is judged with the table, so the target must be in the same terms; a
     single end-to-end measurement at another moment moves by 10-15% on a shared machine.
     """
+    try:
+        return table.predict(space.of_config(space.base))
+    except ValueError:
+        return measure_configs(
+            [space.base],
+            runtime=cfg.runtime,
+            img_size=cfg.img_size,
+            batch=cfg.latency_batch_size,
+            threads=cfg.latency_threads,
+            num_classes=table.num_classes,
+        )[0]
+
+
+def _target(
+    cfg: SearchConfig, space: SearchSpace, table: LatencyTable, out: Path, log, skeleton: float | None = None
+) -> float:
+    """The target in the table's unit: given, the one recorded in the folder, or a fraction of the skeleton's
+    latency (``skeleton`` when already known), recorded in ``target.json``."""
     if cfg.target is not None:
         return cfg.target
     path = out / "target.json"
     if path.exists():
         return json.loads(path.read_text())["target"]
-    try:
-        skeleton = table.predict(space.of_config(space.base))
-    except ValueError:  # the skeleton is not a point of a restricted space: measure it
-        skeleton = measure_configs(
-            [space.base],
-            runtime=cfg.runtime,
-            img_size=cfg.img_size,
-            batch=cfg.batch,
-            threads=cfg.threads,
-            num_classes=table.num_classes,
-        )[0]
+    if skeleton is None:
+        skeleton = _skeleton_latency(cfg, space, table)
     target = cfg.target_fraction * skeleton
     u = table.unit
     log(f"{cfg.skeleton}: {skeleton:.3f} {u} here; target {cfg.target_fraction:g} x that = {target:.3f} {u}")
     record = {"skeleton": skeleton, "fraction": cfg.target_fraction, "target": target, "unit": u}
-    _write(path, json.dumps(record) + "\n")
+    write_text(path, json.dumps(record) + "\n")
     return target
 
 
@@ -266,9 +221,8 @@ def _search_and_report(cfg, space, splits, supernet, table, target, out: Path, i
         meta = {k: row[k] for k in ("top1", "latency", "reward")} | {"method": row["method"], "target": target}
         meta["unit"] = table.unit
         files[name] = save_arch(out / f"{name}.json", space.config(archs[row["arch"]]), name, meta)
-    _write(
-        out / "search_summary.json",
-        json.dumps({"target": target, "unit": table.unit, "found": found, "random_best": random_best}, indent=2) + "\n",
+    write_json(
+        out / "search_summary.json", {"target": target, "unit": table.unit, "found": found, "random_best": random_best}
     )
     result = SearchResult(out, target, found, random_best, files, table.unit)
     if cfg.retrain_epochs:

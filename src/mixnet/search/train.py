@@ -3,26 +3,33 @@
 Every step trains one path drawn uniformly from the space, so all paths get trained about equally and no
 path's ranking is favoured by the training itself (the reason SPOS decouples supernet training from the
 search). The path of step ``t`` is drawn from a generator seeded by ``(seed, t)``: every DDP process trains
-the same path, and a resumed run draws what an unbroken one would have. A checkpoint (weights, optimizer,
-schedule, epoch) is written atomically after every epoch.
+the same path, and a resumed run draws what an unbroken one would have. The training is ``mixnet train``'s:
+its loaders, optimizer and schedule (:func:`supernet_recipe`), engine, epoch loop and checkpoint contents
+(weights, optimizer, schedule, every process's RNG state, epoch), written atomically after every epoch.
 """
 
 from __future__ import annotations
 
-import math
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch import nn
+from torch.utils.data import Dataset, Subset
 
+from mixnet.io.files import read_checkpoint
+from mixnet.measure.threads import threads as thread_count
 from mixnet.search.space import SearchSpace
 from mixnet.search.supernet import SuperNet
-from mixnet.train.checkpoint import rng_state, save_checkpoint, set_rng_state
-from mixnet.train.distributed import DistInfo, all_reduce_mean, barrier
+from mixnet.train.checkpoint import save_checkpoint
+from mixnet.train.config import TrainConfig
+from mixnet.train.distributed import DistInfo
+from mixnet.train.engine import StepContext
+from mixnet.train.loaders import epoch_loader, fit_batch
+from mixnet.train.loop import run_epochs
+from mixnet.train.resume import restore_state
+from mixnet.train.state import build_state, distribute
 
 SUPERNET_CHECKPOINT = "supernet.pth"
 
@@ -64,6 +71,40 @@ def path_of_step(space: SearchSpace, seed: int, step: int):
     return space.sample(random.Random(seed * 1_000_003 + step))
 
 
+class _PathOfStep(nn.Module):
+    """The supernet as a one-input module for the training engine: a forward trains the path of the
+    current optimizer step (the scheduler's position)."""
+
+    def __init__(self, net: SuperNet, space: SearchSpace, seed: int, scheduler) -> None:
+        super().__init__()
+        self.net, self.space, self.seed, self.scheduler = net, space, seed, scheduler
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, path_of_step(self.space, self.seed, self.scheduler.last_epoch))
+
+
+def supernet_recipe(
+    *, epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int, workers: int = 0, threads: int = 0
+) -> TrainConfig:
+    """The supernet's training options as a :class:`TrainConfig`: AdamW, half an epoch of warmup, then a
+    cosine to zero; label smoothing 0.1; full precision, no EMA."""
+    return TrainConfig.from_preset(
+        "short",
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        workers=workers,
+        threads=threads,
+        min_lr_ratio=0.0,
+        ema_decay=0.0,
+        amp="none",
+        channels_last=False,
+        progress=False,
+    )
+
+
 def train_supernet(
     space: SearchSpace,
     splits: Splits,
@@ -76,66 +117,50 @@ def train_supernet(
     weight_decay: float,
     seed: int,
     workers: int = 0,
+    threads: int = 0,
     log=print,
 ) -> SuperNet:
-    """Trains (or resumes training) the supernet; returns it (unwrapped) after the last epoch."""
-    torch.manual_seed(seed)
-    out.mkdir(parents=True, exist_ok=True)
-    net = SuperNet(space, len(splits.class_names)).to(info.device)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    sampler = DistributedSampler(splits.train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
-    loader = DataLoader(splits.train, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True)
-    steps_per_epoch = max(1, len(loader))
-    total = epochs * steps_per_epoch
-    warmup = steps_per_epoch // 2
-
-    def factor(t: int) -> float:
-        if t < warmup:
-            return (t + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (t - warmup) / max(1, total - warmup))))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    start = 0
-    ckpt_path = out / SUPERNET_CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(ckpt["supernet"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start = int(ckpt["epoch"])
-        set_rng_state(ckpt["rng"])
-        if start < epochs:
-            log(f"supernet: resuming after epoch {start} of {epochs}")
-    model = net
-    if info.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[info.device] if info.device.type == "cuda" else None, find_unused_parameters=True
+    """Trains (or resumes training) the supernet with the training loop's parts; returns it (unwrapped)
+    after the last epoch."""
+    config = supernet_recipe(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        seed=seed,
+        workers=workers,
+        threads=threads,
+    )
+    with thread_count(threads or None):
+        torch.manual_seed(seed)
+        out.mkdir(parents=True, exist_ok=True)
+        batch = fit_batch(config.batch_size, 1, len(splits.train), info.world_size)
+        if batch != config.batch_size and info.is_main:
+            log(f"supernet: {len(splits.train)} training images, fewer than batch {config.batch_size}: batch {batch}")
+        loader = epoch_loader(splits.train, info, batch_size=batch, seed=seed, workers=config.workers)
+        net = SuperNet(space, len(splits.class_names))
+        state = build_state(net, config, info, loader.steps)
+        start = 0
+        ckpt_path = out / SUPERNET_CHECKPOINT
+        if ckpt_path.exists():
+            ckpt = read_checkpoint(ckpt_path)
+            if "model" not in ckpt or "optimizer" not in ckpt:
+                raise ValueError(f"{ckpt_path} is not a checkpoint of this supernet training; delete it to train again")
+            net.load_state_dict(ckpt["model"])
+            start = restore_state(state, ckpt, info, seed)
+            if start < epochs:
+                log(f"supernet: resuming after epoch {start} of {epochs}")
+        ctx = StepContext(
+            optimizer=state.optimizer,
+            scheduler=state.scheduler,
+            loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+            dist=info,
         )
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        model.train()
-        losses = []
-        for i, (x, y) in enumerate(loader):
-            step = epoch * steps_per_epoch + i
-            x, y = x.to(info.device), y.to(info.device)
-            loss = F.cross_entropy(model(x, path_of_step(space, seed, step)), y, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.detach())
-        mean_loss = all_reduce_mean(float(torch.stack(losses).mean()), info) if losses else float("nan")
-        if info.is_main:
-            state = {
-                "supernet": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "epoch": epoch + 1,
-                "epochs": epochs,
-                "rng": rng_state(),
-            }
-            save_checkpoint(ckpt_path, state)
-            log(f"supernet epoch {epoch + 1}/{epochs}: loss {mean_loss:.4f} ({time.perf_counter() - t0:.0f} s)")
-        barrier(info)
+        model = distribute(_PathOfStep(net, space, seed, state.scheduler), info, find_unused=True)
+
+        def end_epoch(epoch: int, row: dict, rng: list[dict]) -> None:
+            save_checkpoint(ckpt_path, {**state.state_dict(), "epoch": epoch + 1, "epochs": epochs, "rng": rng})
+            log(f"supernet epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f} ({row['epoch_seconds']:.0f} s)")
+
+        run_epochs(model, loader, ctx, info, start_epoch=start, epochs=epochs, end_epoch=end_epoch)
     return net

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mixnet.io.atomic import atomic_write
+from mixnet.experiment.folder import read_record
+from mixnet.experiment.rows import write_csv, write_json, write_text
 from mixnet.models.complexity import config_complexity
 from mixnet.models.registry import resolve_config
-from mixnet.study.results import RUN_COLUMNS, SUMMARY_COLUMNS, read_rows, summarize, write_csv
+from mixnet.study.results import RUN_COLUMNS, SUMMARY_COLUMNS, read_rows, summarize
 from mixnet.study.runner import STUDY_FILE
-from mixnet.study.spec import Study, StudyError, study_from_dict
+from mixnet.study.spec import Study, study_from_dict
 
 LATENCY_FILE = "latency.json"
 COMMAND_FILE = "command.txt"
@@ -20,18 +21,10 @@ def read_study(out: str | Path) -> Study:
     """The study recorded in a study folder (its data path need not exist here).
 
     Raises:
-        StudyError: no readable study record in ``out``.
+        mixnet.experiment.folder.ForeignFolderError: no readable study record in ``out``.
     """
-    path = Path(out) / STUDY_FILE
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise StudyError(f"{out} is not a study folder ({path.name} unreadable: {e})") from None
-    return study_from_dict(record["study"], record.get("source", str(path)), check_data=False)
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    record = read_record(out, STUDY_FILE, kind="study")
+    return study_from_dict(record["study"], record.get("source", str(Path(out) / STUDY_FILE)), check_data=False)
 
 
 def latency_table(study: Study, out: Path, num_classes: int, measure: bool, progress: bool) -> dict | None:
@@ -47,7 +40,7 @@ def latency_table(study: Study, out: Path, num_classes: int, measure: bool, prog
             return saved
     if not measure:
         return None
-    from mixnet.bench.suite import machine_info
+    from mixnet.measure.machine import machine_info
     from mixnet.study.latency import measure_latency
 
     table = {
@@ -55,7 +48,7 @@ def latency_table(study: Study, out: Path, num_classes: int, measure: bool, prog
         "machine": machine_info(study.latency.threads),
         "ms": measure_latency(study, num_classes, progress=progress),
     }
-    _write_text(path, json.dumps(table, indent=2) + "\n")
+    write_json(path, table)
     return table
 
 
@@ -80,7 +73,7 @@ def write_report(
     out = Path(out)
     command_file = out / COMMAND_FILE
     if command:
-        _write_text(command_file, command + "\n")
+        write_text(command_file, command + "\n")
     elif command_file.exists():  # a rewritten report keeps the command that ran the study
         command = command_file.read_text().strip()
     study = read_study(out)
@@ -107,7 +100,7 @@ def write_report(
             "\n## Setup", f"\n**Partial: {len(ordered)} of {len(wanted)} runs have finished.**\n\n## Setup", 1
         )
     files["report.md"] = out / "report.md"
-    _write_text(files["report.md"], text)
+    write_text(files["report.md"], text)
     if latency is not None:
         files[LATENCY_FILE] = out / LATENCY_FILE
     return files

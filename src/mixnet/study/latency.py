@@ -1,20 +1,21 @@
 """Inference latency of every variant of a study, measured interleaved on this machine.
 
 Each variant is built with random weights (latency does not depend on them), rewritten for inference
-(:func:`mixnet.optimize_for_inference`, the deployment path) and timed with the bench harness's
-interleaved medians, so all variants share the machine's state of the moment and their ratios hold.
+(:func:`mixnet.optimize_for_inference`, the deployment path) and timed as whole nets by
+:func:`mixnet.measure.timing.net_latencies_ms`, interleaved, so all variants share the machine's state of
+the moment and their ratios hold, with the harness settings the search's latency uses.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import torch
 
 from mixnet.deploy.optimize import optimize_for_inference
 from mixnet.factory import create_model
+from mixnet.measure.runners import torch_runner
+from mixnet.measure.threads import threads
+from mixnet.measure.timing import net_latencies_ms
 from mixnet.study.spec import Study
-from mixnet.timing import interleaved_medians
 
 
 def measure_latency(study: Study, num_classes: int, progress: bool = False) -> dict[str, float]:
@@ -34,18 +35,7 @@ def measure_latency(study: Study, num_classes: int, progress: bool = False) -> d
             variant.model, num_classes=num_classes, kernels=variant.kernels, **study.arch_overrides()
         ).to(device)
         fast = optimize_for_inference(model, img_size=study.img_size, channels_last=device.type == "cpu")
-
-        def run(fast=fast) -> torch.Tensor:
-            with torch.inference_mode():
-                out = fast(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            return out
-
-        contenders[variant.key] = run
-    threads = torch.get_num_threads()
-    with contextlib.ExitStack() as stack:
-        torch.set_num_threads(lat.threads)
-        stack.callback(torch.set_num_threads, threads)
-        medians = interleaved_medians(contenders, rounds=lat.rounds, iters=3, pause_s=0.02, progress=progress)
-    return {k: round(v * 1e3, 4) for k, v in medians.items()}
+        contenders[variant.key] = torch_runner(fast, x)
+    with threads(lat.threads):
+        medians = net_latencies_ms(contenders, rounds=lat.rounds, progress=progress)
+    return {k: round(v, 4) for k, v in medians.items()}

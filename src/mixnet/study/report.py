@@ -3,23 +3,30 @@
 Curve families: for each model, ``single`` (one kernel size in every depthwise conv, x = its size) and
 ``MixConv`` (groups 3, 5, ..., x = the largest), each split further by channel split and dilation when
 the study has such variants. The plain 3x3 model is the first point of every family of its model, as in
-the paper's figures. The trend statements compare means over seeds and call a difference real only when
-it exceeds twice its standard error (so with one seed nothing is called real).
+the paper's figures. The trend statements rest on contrasts that follow from the study's variants alone
+(adjacent kernel sizes, each MixConv against the single kernel of its largest size, fewest against most
+groups, exponential against equal split, dilated against plain), each a paired comparison by seed
+(:mod:`mixnet.experiment.stats`), Holm-corrected over all the contrasts of the report. With one seed
+no significance can be claimed, and the report says so.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from mixnet.experiment.stats import Paired, holm_correct, paired
 from mixnet.models.configs import KernelSpec
 from mixnet.study.paper import PAPER_CURVES, PaperCurve
+
+ALPHA = 0.05
 
 
 @dataclass(frozen=True)
 class Point:
-    """One variant's summary as a plot point."""
+    """One variant's summary as a plot point (``by_seed``: top-1 per seed, for paired comparisons)."""
 
     kernels: str
     x: int
@@ -28,6 +35,7 @@ class Point:
     seeds: int
     macs_m: float
     macs_imagenet_m: float
+    by_seed: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 def family_of(kernels: str) -> tuple[str, str, bool]:
@@ -45,6 +53,20 @@ def family_label(model: str, family: tuple[str, str, bool]) -> str:
     return f"{model} {kind}" + (f" ({', '.join(extras)})" if extras else "")
 
 
+def _point(row: dict, x: int = 0) -> Point:
+    by_seed = row.get("top1_by_seed") or {}
+    return Point(
+        row["kernels"],
+        x,
+        row["top1_mean"],
+        row["top1_std"],
+        row["seeds"],
+        row.get("macs_m"),
+        row.get("macs_imagenet_m"),
+        {int(k): v for k, v in by_seed.items()},
+    )
+
+
 def curves(summary: Sequence[dict]) -> dict[tuple[str, tuple[str, str, bool]], list[Point]]:
     """(model, family) -> points sorted by largest kernel; the plain k3 model starts every family of its model."""
     out: dict[tuple[str, tuple[str, str, bool]], list[Point]] = {}
@@ -53,15 +75,7 @@ def curves(summary: Sequence[dict]) -> dict[tuple[str, tuple[str, str, bool]], l
         if not row["seeds"]:
             continue
         spec = KernelSpec.parse(row["kernels"])
-        point = Point(
-            row["kernels"],
-            max(spec.kernels),
-            row["top1_mean"],
-            row["top1_std"],
-            row["seeds"],
-            row["macs_m"],
-            row["macs_imagenet_m"],
-        )
+        point = _point(row, max(spec.kernels))
         if spec == KernelSpec((3,)):
             plain3[row["model"]] = point
             out.setdefault((row["model"], ("single", "equal", False)), []).append(point)
@@ -73,103 +87,149 @@ def curves(summary: Sequence[dict]) -> dict[tuple[str, tuple[str, str, bool]], l
     return {k: sorted(v, key=lambda p: p.x) for k, v in out.items() if len(v) > 0}
 
 
-def _se(p: Point) -> float:
-    return p.std / math.sqrt(p.seeds) if p.seeds > 1 else math.inf
-
-
-def compare(a: Point, b: Point) -> tuple[float, bool]:
-    """``(b - a, real)``: the top-1 difference and whether it exceeds twice its standard error."""
-    diff = b.top1 - a.top1
-    return diff, abs(diff) > 2 * math.hypot(_se(a), _se(b))
+def compare(a: Point, b: Point) -> Paired:
+    """``b - a`` paired by seed (mean difference, CI, p)."""
+    return paired(a.by_seed, b.by_seed, label=f"{b.kernels} - {a.kernels}")
 
 
 def _pt(p: Point) -> str:
-    return f"{p.kernels} {p.top1:.2f} ± {p.std:.2f}%"
+    return f"{p.kernels} {p.top1:.2f}" + (f" (SD {p.std:.2f})" if p.seeds > 1 else " (one seed)")
 
 
-def trend_lines(summary: Sequence[dict]) -> list[str]:
-    """Plain statements, with the numbers, on whether the paper's trends appear in ``summary``."""
-    lines = []
+@dataclass
+class _Trend:
+    """A statement to be made once every contrast of the report is corrected."""
+
+    head: str
+    contrasts: list[Paired]
+    say: object  # (corrected contrasts) -> the statement's text after the head
+
+
+def _steps(points: list[Point]) -> list[Paired]:
+    return [compare(a, b) for a, b in itertools.pairwise(points)]
+
+
+def _single_shape(steps: list[Paired]) -> str:
+    rises = [i for i, c in enumerate(steps) if c.resolved(ALPHA) and c.mean > 0]
+    falls = [i for i, c in enumerate(steps) if c.resolved(ALPHA) and c.mean < 0]
+    if not rises and not falls:
+        return "not resolved (no step is significant after Holm's correction)"
+    if rises and falls and max(rises) < min(falls):
+        return "appears (resolved rise, then resolved fall)"
+    if rises and not falls:
+        return "partly appears (a resolved rise, no resolved fall)"
+    return "does not appear (a resolved fall before or without a rise)"
+
+
+def _mixconv_verdict(model: str, family, contrasts: list[Paired], macs: list[bool]):
+    def say(cs: list[Paired]) -> str:
+        wins = sum(c.resolved(ALPHA) and c.mean > 0 for c in cs)
+        losses = sum(c.resolved(ALPHA) and c.mean < 0 for c in cs)
+        verdict = (
+            "appears"
+            if wins and not losses
+            else "is contradicted"
+            if losses and not wins
+            else "is mixed"
+            if wins
+            else "is not resolved"
+        )
+        return (
+            f"{verdict}; {wins} resolved win(s), {losses} resolved loss(es), fewer MACs in {sum(macs)} of {len(cs)}. "
+            + "; ".join(c.describe() for c in cs)
+            + "."
+        )
+
+    head = (
+        f"**{family_label(model, family)} vs the single kernel of the same largest size** (paper: MixConv "
+        "more accurate at fewer MACs): "
+    )
+    return _Trend(head, contrasts, say)
+
+
+def _trends(summary: Sequence[dict]) -> list[_Trend]:
+    trends = []
     fams = curves(summary)
     by_key = {(row["model"], row["kernels"]): row for row in summary}
     for (model, family), points in fams.items():
         if family != ("single", "equal", False) or len(points) < 3:
             continue
-        best = max(points, key=lambda p: p.top1)
-        first, last = points[0], points[-1]
-        rise, rise_real = compare(first, best)
-        fall, fall_real = compare(last, best)
-        shape = (
-            "appears"
-            if rise_real and fall_real and best not in (first, last)
-            else "partly appears"
-            if (rise_real and best is not first) or (fall_real and best is not last)
-            else "does not appear (the differences are within the seed spread)"
-            if not (rise_real or fall_real)
-            else "does not appear"
-        )
-        lines.append(
-            f"**{model}, single kernel size** (paper: better up to about 7x7-9x9, then worse): {shape}. "
-            f"Best {_pt(best)}; {_pt(first)} ({rise:+.2f} to the best); {_pt(last)} ({-fall:+.2f} from the best)."
+        trends.append(
+            _Trend(
+                f"**{model}, single kernel size** (paper: better up to about 7x7-9x9, then worse): ",
+                _steps(points),
+                lambda cs: f"{_single_shape(cs)}. " + "; ".join(c.describe() for c in cs) + ".",
+            )
         )
     for (model, family), points in fams.items():
         if family[0] != "MixConv":
             continue
-        wins, real_wins, real_losses, cheaper = [], 0, 0, 0
+        contrasts, cheaper = [], []
         for p in points:
             if p.x == 3 or KernelSpec.parse(p.kernels).kernels == (3,):
                 continue
             single = by_key.get((model, f"k{p.x}" + ("-dil" if family[2] else "")))
             if single is None or not single["seeds"]:
                 continue
-            s = Point(single["kernels"], p.x, single["top1_mean"], single["top1_std"], single["seeds"], 0, 0)
-            diff, real = compare(s, p)
-            real_wins += real and diff > 0
-            real_losses += real and diff < 0
-            cheaper += p.macs_m < single["macs_m"]
-            wins.append(f"{p.kernels} vs k{p.x}: {diff:+.2f}")
-        if wins:
-            verdict = (
-                "appears"
-                if real_wins and not real_losses
-                else "is contradicted"
-                if real_losses and not real_wins
-                else "is mixed"
-                if real_wins
-                else "is not resolved (within the seed spread)"
-            )
-            lines.append(
-                f"**{family_label(model, family)} vs the single kernel of the same largest size** (paper: MixConv "
-                f"more accurate at fewer MACs): {verdict}; {real_wins} real win(s), {real_losses} real loss(es), "
-                f"fewer MACs in {cheaper} of {len(wins)}. " + "; ".join(wins) + "."
-            )
+            contrasts.append(compare(_point(single, p.x), p))
+            cheaper.append(p.macs_m < single["macs_m"])
+        if contrasts:
+            trends.append(_mixconv_verdict(model, family, contrasts, cheaper))
         if len(points) >= 3:
-            diff, real = compare(points[0], points[-1])
-            best = max(points, key=lambda p: p.top1)
-            lines.append(
-                f"**{family_label(model, family)}, more groups** (paper: keeps gaining up to 5-6 groups): "
-                f"{_pt(points[0])} -> {_pt(points[-1])} ({diff:+.2f}, {'real' if real else 'within the seed spread'}); "
-                f"best {_pt(best)}."
+            trends.append(
+                _Trend(
+                    f"**{family_label(model, family)}, more groups** (paper: keeps gaining up to 5-6 groups): ",
+                    [compare(points[0], points[-1])],
+                    lambda cs, a=points[0], b=points[-1]: (
+                        f"{_pt(a)} -> {_pt(b)}: {cs[0].describe()}, "
+                        f"{'resolved' if cs[0].resolved(ALPHA) else 'not resolved'}."
+                    ),
+                )
             )
-    lines += _pair_lines(summary, "-exp", "exponential vs equal split", "paper: exponential better on V1, equal on V2")
-    lines += _pair_lines(summary, "-dil", "dilated vs plain kernels", "paper: dilated falls behind for large kernels")
-    return lines
+    trends += _pair_trends(
+        summary, "-exp", "exponential vs equal split", "paper: exponential better on V1, equal on V2"
+    )
+    trends += _pair_trends(summary, "-dil", "dilated vs plain kernels", "paper: dilated falls behind for large kernels")
+    return trends
 
 
-def _pair_lines(summary: Sequence[dict], suffix: str, what: str, paper: str) -> list[str]:
+def _pair_trends(summary: Sequence[dict], suffix: str, what: str, paper: str) -> list[_Trend]:
     by_key = {(r["model"], r["kernels"]): r for r in summary if r["seeds"]}
-    diffs: dict[str, list[str]] = {}
+    contrasts: dict[str, list[Paired]] = {}
     for (model, kernels), row in by_key.items():
         if suffix not in kernels:
             continue
         base = by_key.get((model, kernels.replace(suffix, "")))
-        if base is None:
-            continue
-        a = Point(base["kernels"], 0, base["top1_mean"], base["top1_std"], base["seeds"], 0, 0)
-        b = Point(kernels, 0, row["top1_mean"], row["top1_std"], row["seeds"], 0, 0)
-        diff, real = compare(a, b)
-        diffs.setdefault(model, []).append(f"{kernels}: {diff:+.2f}{' (real)' if real else ''}")
-    return [f"**{model}, {what}** ({paper}): " + "; ".join(d) + "." for model, d in diffs.items()]
+        if base is not None:
+            contrasts.setdefault(model, []).append(compare(_point(base), _point(row)))
+
+    def say(cs: list[Paired]) -> str:
+        return "; ".join(c.describe() + (" (resolved)" if c.resolved(ALPHA) else "") for c in cs) + "."
+
+    return [_Trend(f"**{model}, {what}** ({paper}): ", cs, say) for model, cs in contrasts.items()]
+
+
+def trend_lines(summary: Sequence[dict]) -> list[str]:
+    """Plain statements, with the numbers, on whether the paper's trends appear in ``summary``."""
+    trends = _trends(summary)
+    corrected = iter(holm_correct([c for t in trends for c in t.contrasts]))
+    return [t.head + t.say([next(corrected) for _ in t.contrasts]) for t in trends]
+
+
+def contrast_count(summary: Sequence[dict]) -> int:
+    """How many contrasts the trend statements correct over."""
+    return sum(len(t.contrasts) for t in _trends(summary))
+
+
+def _sd(p: Point) -> float:
+    """The error bar of a point: the SD over seeds (none with one seed)."""
+    return p.std if p.seeds > 1 else 0.0
+
+
+def _curve(ax, points: list[Point], x: str, label: str) -> None:
+    """One family's mean top-1 against ``x`` (a Point field), error bars the SD over seeds."""
+    ys = [p.top1 for p in points]
+    ax.errorbar([getattr(p, x) for p in points], ys, yerr=[_sd(p) for p in points], marker="o", capsize=3, label=label)
 
 
 def paper_points(curve: PaperCurve, macs_of) -> list[tuple[int, float, float]]:
@@ -182,28 +242,19 @@ def paper_points(curve: PaperCurve, macs_of) -> list[tuple[int, float, float]]:
 
 def plot(summary: Sequence[dict], paper: Sequence[str], macs_of, out_dir, title: str) -> list:
     """Writes ``top1_vs_kernel.png`` and ``top1_vs_macs.png``; returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from pathlib import Path
 
-    import matplotlib.pyplot as plt
+    from mixnet.experiment.plots import pyplot, save_figure
 
+    plt = pyplot()
     out_dir = Path(out_dir)
     fams = curves(summary)
     paths = []
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for (model, family), points in fams.items():
-        ax.errorbar(
-            [p.x for p in points],
-            [p.top1 for p in points],
-            yerr=[p.std for p in points],
-            marker="o",
-            capsize=3,
-            label=f"{family_label(model, family)} (ours)",
-        )
+        _curve(ax, points, "x", f"{family_label(model, family)} (ours)")
     ax.set_xlabel("largest depthwise kernel size")
-    ax.set_ylabel("top-1 (%), this study: mean ± std over seeds")
+    ax.set_ylabel("top-1 (%), this study: mean, error bars ± SD over seeds")
     ax.set_title(title)
     if paper:
         twin = ax.twinx()
@@ -221,27 +272,17 @@ def plot(summary: Sequence[dict], paper: Sequence[str], macs_of, out_dir, title:
     xs |= {max(KernelSpec.parse(k).kernels) for name in paper for k in PAPER_CURVES[name].top1}
     ax.set_xticks(sorted(xs))
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(out_dir / "top1_vs_kernel.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, out_dir / "top1_vs_kernel.png"))
 
     ncols = 2 if paper else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4.6), squeeze=False)
     ax = axes[0][0]
     for (model, family), points in fams.items():
-        ax.errorbar(
-            [p.macs_m for p in points],
-            [p.top1 for p in points],
-            yerr=[p.std for p in points],
-            marker="o",
-            capsize=3,
-            label=family_label(model, family),
-        )
+        _curve(ax, points, "macs_m", family_label(model, family))
         for p in points:
             ax.annotate(p.kernels, (p.macs_m, p.top1), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("MACs (M) at this study's image size and classes")
-    ax.set_ylabel("top-1 (%), mean ± std over seeds")
+    ax.set_ylabel("top-1 (%), mean, error bars ± SD over seeds")
     ax.set_title(f"{title}: ours")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
@@ -255,10 +296,7 @@ def plot(summary: Sequence[dict], paper: Sequence[str], macs_of, out_dir, title:
         ax.set_title("the paper")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(out_dir / "top1_vs_macs.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, out_dir / "top1_vs_macs.png"))
     return paths
 
 
@@ -294,13 +332,16 @@ def markdown(study, summary: Sequence[dict], failures: Sequence[dict], latency: 
         "",
         "## Results",
         "",
-        "| variant | params | MACs (M) | MACs at 224 px (M) | latency (ms) | top-1 (%) mean ± std | per seed "
-        "| failed |",
+        "| variant | params | MACs (M) | MACs at 224 px (M) | latency (ms) | top-1 (%) mean ± SD | per seed | failed |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
         per_seed = " / ".join(f"{v:.2f}" for v in r["top1_runs"]) or "-"
-        top1 = f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}" if r["seeds"] else "-"
+        top1 = (
+            "-"
+            if not r["seeds"]
+            else f"{r['top1_mean']:.2f}" + (f" ± {r['top1_std']:.2f}" if r["seeds"] > 1 else " (one seed)")
+        )
         lines.append(
             f"| {r['key']} | {_fmt_num(r['params'], 0)} | {_fmt_num(r['macs_m'], 2)} | "
             f"{_fmt_num(r['macs_imagenet_m'], 1)} | {_fmt_num(r['latency_ms'], 3)} | {top1} | {per_seed} | "
@@ -309,9 +350,17 @@ def markdown(study, summary: Sequence[dict], failures: Sequence[dict], latency: 
     lines += ["", "## Do the paper's trends appear here?", ""]
     trends = trend_lines(summary)
     lines += [f"- {t}" for t in trends] or ["- Not enough variants for a trend (need three or more of a family)."]
+    seeds = len(study.seeds)
     lines += [
         "",
-        "A difference is called real when it exceeds twice its standard error over seeds.",
+        (
+            "One seed: no significance can be claimed; the differences are single runs."
+            if seeds < 2
+            else f"Each contrast pairs the two variants' runs of the same seed: the mean per-seed difference, its "
+            f"95% CI (Student's t, {seeds - 1} degrees of freedom with {seeds} seeds) and two-sided p, "
+            f"Holm-corrected over the {contrast_count(summary)} contrasts above; resolved: corrected p < {ALPHA}. "
+            "± in the table is the SD over seeds."
+        ),
         "",
         "## Plots",
         "",

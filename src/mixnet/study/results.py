@@ -1,20 +1,19 @@
 """Study results on disk: one JSON line per finished (or failed) run, and per-variant summaries.
 
-Each process of a study appends to its own file (``results.jsonl``, or ``results-shard<K>of<N>.jsonl``
-for a shard), one line per run, written and flushed as the run ends; a killed study loses at most the run
-in progress (whose checkpoint the next invocation resumes from). Readers merge every results file of the
-folder, the latest line of a run winning.
+Each process of a study appends to its own file (``results.jsonl``, or ``results-shard<K>of<N>.jsonl`` for a
+shard), one line per run, written and flushed as the run ends (:mod:`mixnet.experiment.rows`); a killed
+study loses at most the run in progress (whose checkpoint the next invocation resumes from). Readers merge
+every results file of the folder, the latest line of a run winning.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from mixnet.experiment.rows import read_runs
 
 RESULTS_GLOB = "results*.jsonl"
 RUN_COLUMNS = [
@@ -60,32 +59,12 @@ def results_name(shard: tuple[int, int] = (0, 1)) -> str:
     return "results.jsonl" if n == 1 else f"results-shard{k}of{n}.jsonl"
 
 
-def append_row(path: str | Path, row: dict) -> None:
-    """Appends one run's row as a JSON line and forces it to disk (a crash cannot half-write earlier rows)."""
-    line = json.dumps(row, sort_keys=True) + "\n"
-    with open(path, "a") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def read_rows(folder: str | Path) -> dict[str, dict]:
     """The latest row of every run in every results file of ``folder`` (run id -> row).
 
     A line that does not parse (a process killed mid-write) is skipped: its run is simply not done.
     """
-    rows: dict[str, dict] = {}
-    for path in sorted(Path(folder).glob(RESULTS_GLOB)):
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "run" in row:
-                previous = rows.get(row["run"])
-                if previous is None or row.get("finished_at", 0) >= previous.get("finished_at", 0):
-                    rows[row["run"]] = row
-    return rows
+    return read_runs(sorted(Path(folder).glob(RESULTS_GLOB)))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -118,21 +97,9 @@ def summarize(rows: Iterable[dict], order: Sequence[str], latency_ms: dict[str, 
                 "top1_mean": mean,
                 "top1_std": std,
                 "top1_runs": [r["top1"] for r in ok],
+                "top1_by_seed": {r["seed"]: r["top1"] for r in ok},
                 **{c: first.get(c) for c in SUMMARY_COLUMNS[8:-1]},
                 "latency_ms": (latency_ms or {}).get(key),
             }
         )
     return out
-
-
-def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    """Writes ``rows`` with ``columns`` (lists joined with spaces, missing values empty)."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(columns)
-        for row in rows:
-            values = []
-            for c in columns:
-                v = row.get(c)
-                values.append(" ".join(f"{x:g}" for x in v) if isinstance(v, list) else ("" if v is None else v))
-            w.writerow(values)

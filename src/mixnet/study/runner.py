@@ -10,21 +10,16 @@ every n-th run, so n processes (GPUs, nodes) can share one study folder.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
-import tempfile
-import time
-import traceback
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mixnet.io.atomic import atomic_write
+from mixnet.experiment import runs as experiment_runs
+from mixnet.experiment.folder import claim_folder
+from mixnet.experiment.rows import append_row
 from mixnet.models.complexity import config_complexity
 from mixnet.models.registry import resolve_config
-from mixnet.study.results import append_row, read_rows, results_name
-from mixnet.study.spec import Study, StudyError, Variant
+from mixnet.study.results import read_rows, results_name
+from mixnet.study.spec import BUILTIN_DATA, Study, StudyError, Variant
 
 STUDY_FILE = "study.json"
 
@@ -61,24 +56,12 @@ def check_shard(shard: tuple[int, int]) -> None:
 
 
 def prepare_folder(study: Study, out: Path) -> None:
-    """Creates ``out`` and records the study in it; a folder holding another study is refused (not overwritten)."""
-    out.mkdir(parents=True, exist_ok=True)
-    record = study_record(study)
-    path = out / STUDY_FILE
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise StudyError(f"{path} cannot be read ({e}); use another --out folder") from None
-        if saved.get("study") != record["study"]:
-            changed = sorted(k for k in record["study"] if saved.get("study", {}).get(k) != record["study"][k])
-            raise StudyError(
-                f"{out} holds results of a different study (differs in: {', '.join(changed) or 'everything'}); "
-                "use another --out folder, or the same study file and options to resume"
-            )
-        return
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    """Creates ``out`` and records the study in it; a folder holding another study is refused (not overwritten).
+
+    Raises:
+        mixnet.experiment.folder.ForeignFolderError: ``out`` holds another study.
+    """
+    claim_folder(out, STUDY_FILE, study_record(study), kind="study", identity=lambda r: r["study"])
 
 
 def study_record(study: Study) -> dict:
@@ -99,9 +82,29 @@ def plan_runs(study: Study, out: Path, shard: tuple[int, int] = (0, 1), retry_fa
     failed = [v.run_id for v in mine if rows.get(v.run_id, {}).get("status") == "failed"]
     skip = set(done) | (set() if retry_failed else set(failed))
     todo = [v for v in mine if v.run_id not in skip]
-    resume = [v.run_id for v in todo if (out / "runs" / v.run_id / "last.pth").exists()]
+    resume = [v.run_id for v in todo if experiment_runs.can_resume(out / "runs" / v.run_id)]
     others = [v for i, v in enumerate(runs) if i % shard[1] != shard[0] and v.run_id not in rows]
     return RunPlan(todo, resume, done, [] if retry_failed else failed, len(others))
+
+
+def class_count(study: Study) -> int | None:
+    """Classes of the study's data without loading it: 10 for the built-in digits, the class folders of an
+    ImageFolder's train/ (None when the data is not here)."""
+    if study.data in BUILTIN_DATA:
+        return 10
+    train = Path(study.data) / "train"
+    return sum(p.is_dir() for p in train.iterdir()) if study.data and train.is_dir() else None
+
+
+def variant_costs(study: Study, num_classes: int) -> list[dict]:
+    """Params and MACs of every architecture of the study, with the study's overrides and class count (the
+    same numbers as its results rows)."""
+    rows = []
+    for v in study.architectures():
+        fields = complexity_fields(study, v, num_classes)
+        width = resolve_config(v.model, v.kernels, **study.arch_overrides()).width_mult
+        rows.append({"model": v.model, "kernels": v.kernels, "width_mult": width, **fields})
+    return rows
 
 
 def complexity_fields(study: Study, variant: Variant, num_classes: int) -> dict:
@@ -118,86 +121,18 @@ def complexity_fields(study: Study, variant: Variant, num_classes: int) -> dict:
     }
 
 
-def _final_metrics(history: list[dict]) -> tuple[float, float | None]:
-    final = history[-1]
-    if final.get("ema_val_top1") is not None:
-        return float(final["ema_val_top1"]), final.get("ema_val_top5")
-    return float(final["val_top1"]), final.get("val_top5")
-
-
-def metrics_of(result) -> dict:
-    """The final metrics of a :class:`mixnet.train.TrainResult` (rank 0's: the others keep no history)."""
-    top1, top5 = _final_metrics(result.history)
-    return {"top1": top1, "top5": top5, "epochs": len(result.history), "classes": len(result.class_names)}
-
-
-def train_in_process(config) -> dict:
-    """Trains one run here; returns its final metrics."""
-    from mixnet.train.loop import train
-
-    return metrics_of(train(config))
-
-
-def train_with_torchrun(config, nproc_per_node: int) -> dict:
-    """Trains one run under torchrun (DDP over ``nproc_per_node`` local processes); returns its final metrics.
-
-    Raises:
-        RuntimeError: the run failed (with the end of its output).
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg, res = Path(tmp) / "config.json", Path(tmp) / "result.json"
-        cfg.write_text(json.dumps(config.to_dict()))
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc-per-node={nproc_per_node}",
-            "-m",
-            "mixnet.study.worker",
-            str(cfg),
-            str(res),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not res.exists():
-            raise RuntimeError(f"torchrun exited with {proc.returncode}: {_root_cause(proc.stderr or proc.stdout)}")
-        return json.loads(res.read_text())
-
-
-def _root_cause(output: str) -> str:
-    """The exception a failed torchrun's processes raised (the last ``...Error: ...`` line), else its last lines."""
-    pattern = r"^(?:\[rank\d+\]:\s*)?((?:\w+\.)*\w+(?:Error|Exception|Interrupt)\b.*)$"
-    errors = re.findall(pattern, output, flags=re.M)
-    errors = [e for e in errors if "ChildFailedError" not in e]
-    return errors[-1] if errors else " | ".join(output.strip().splitlines()[-3:])
-
-
 def run_one(study: Study, variant: Variant, out: Path, *, nproc_per_node: int = 1, **train_options) -> dict:
     """Trains (or resumes) one run and returns its results row; failures are returned as a failed row."""
     run_dir = out / "runs" / variant.run_id
-    checkpoint = run_dir / "last.pth"
-    extra = dict(train_options)
-    if checkpoint.exists():
-        extra["resume"] = str(checkpoint)
     row = {"run": variant.run_id, "key": variant.key, "model": variant.model, "kernels": variant.kernels}
     row["seed"] = variant.seed
-    start = time.perf_counter()
-    try:
-        config = study.train_config(variant, run_dir, **extra)
-        if nproc_per_node > 1:
-            metrics = train_with_torchrun(config, nproc_per_node)
-        else:
-            metrics = train_in_process(config)
-        row.update(status="ok", top1=metrics["top1"], top5=metrics["top5"], epochs=metrics["epochs"])
-        row["classes"] = metrics["classes"]
-        row.update(complexity_fields(study, variant, metrics["classes"]))
-    except Exception as e:  # noqa: BLE001 - a failed variant is recorded and the study goes on
-        row.update(status="failed", error=f"{type(e).__name__}: {e}")
-        warnings.warn(f"study run {variant.run_id} failed: {row['error']}", stacklevel=2)
-        if not isinstance(e, StudyError):
-            traceback.print_exc()
-    row.update(train_seconds=round(time.perf_counter() - start, 1), finished_at=time.time())
-    return row
+    return experiment_runs.run_one(
+        run_dir,
+        lambda **resume: study.train_config(variant, run_dir, **train_options, **resume),
+        row,
+        nproc_per_node=nproc_per_node,
+        describe=lambda metrics: complexity_fields(study, variant, metrics["classes"]),
+    )
 
 
 def run_study(
@@ -226,7 +161,8 @@ def run_study(
         The plan that was carried out.
 
     Raises:
-        StudyError: ``out`` holds another study.
+        StudyError: options that no run can train with.
+        mixnet.experiment.folder.ForeignFolderError: ``out`` holds another study.
     """
     out = Path(out)
     if nproc_per_node < 1:

@@ -13,7 +13,8 @@ Example::
     seeds = [0, 1, 2]
     data = "/data/my-imagefolder"      # ImageFolder root, or digits / cluttered-digits
     img_size = 128
-    preset = "short"                   # training recipe the [train] options start from
+    preset = "short"                   # training preset the [train] options start from
+    # recipe = "cluttered-digits"      # or a named recipe (preset and options) of mixnet.experiment.runs
     paper = ["fig4_v2"]                # the paper's curves to draw beside ours
 
     [train]                            # any `mixnet train` option (TrainConfig field)
@@ -32,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from mixnet.errors import MixnetError, require
+from mixnet.experiment.runs import RECIPES, Recipe
 from mixnet.models.complexity import config_complexity
 from mixnet.models.configs import KernelSpec
 from mixnet.models.registry import list_models, resolve_config
@@ -142,8 +144,7 @@ class Study:
 
     def train_config(self, variant: Variant, out: str | Path, **extra) -> TrainConfig:
         """The training configuration of one run."""
-        options = dict(self.train)
-        options.update(
+        return Recipe(self.preset, self.train).config(
             model=variant.model,
             kernels=variant.kernels,
             seed=variant.seed,
@@ -151,12 +152,12 @@ class Study:
             img_size=self.img_size,
             out=str(out),
             width_mult=self.width_mult,
+            **extra,
         )
-        options.update(extra)
-        return TrainConfig.from_preset(self.preset, **options)
 
 
-_KEYS = {f.name for f in dataclasses.fields(Study)} - {"source"}
+# "recipe" names a preset with its options; it is read into ``preset`` and ``train``, not kept.
+_KEYS = ({f.name for f in dataclasses.fields(Study)} - {"source"}) | {"recipe"}
 
 
 def builtin_studies() -> list[str]:
@@ -237,6 +238,13 @@ def study_from_dict(raw: dict, source: str = "study", *, check_data: bool = True
     missing = {"name", "models", "variants", "seeds", "data", "img_size"} - set(raw)
     _need(not missing, source, f"missing key(s) {', '.join(sorted(missing))}")
     d = dict(raw)
+    if "recipe" in d:
+        name = d.pop("recipe")
+        _need(name in RECIPES, source, f"unknown recipe {name!r}; recipes: {', '.join(RECIPES)}")
+        _need("preset" not in d, source, "give a recipe or a preset, not both")
+        _need(isinstance(d.get("train", {}), dict), source, "train must be a table of training options")
+        d["preset"] = RECIPES[name].preset
+        d["train"] = {**RECIPES[name].options, **d.get("train", {})}
     for key in ("models", "variants", "seeds", "paper"):
         if key in d:
             value = d[key]

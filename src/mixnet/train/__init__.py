@@ -4,7 +4,9 @@ process or many (torchrun + DDP), with exact resume, atomic checkpoints and a .s
 Modules, each one idea (ConvNeXt/timm layout): ``config`` (TrainConfig, presets), ``optim`` (RMSpropTF,
 weight-decay groups), ``schedule`` (warmup + step/cosine on LambdaLR), ``ema`` (TF-style EMA on
 AveragedModel), ``checkpoint`` (training checkpoints, RNG state), ``distributed`` (torchrun/DDP),
-``engine`` (one epoch), ``report`` (metrics files, plots), ``loop`` (``train``), ``demo`` (the main job).
+``engine`` (one epoch), ``loaders`` (the data part of a run), ``state`` (model, EMA, optimizer, schedule,
+scaler), ``resume`` (restoring them), ``report`` (metrics files, plots), ``loop`` (``train`` and the epoch
+loop), ``demo`` (the main job).
 The names below are imported on first use, so reading a configuration does not import the data stack.
 """
 

@@ -23,8 +23,8 @@ from mixnet.models.registry import list_models
 from mixnet.runtime import AMP_MODES
 
 
-def _opt(default, help: str, **extra):  # noqa: A002 - mirrors argparse's keyword
-    """A dataclass field carrying its command-line help."""
+def option(default, help: str, **extra):  # noqa: A002 - mirrors argparse's keyword
+    """A dataclass field carrying its command-line help (and ``choices``); the CLI is generated from these."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -37,105 +37,105 @@ class TrainConfig:
     """Every option of a training run. Field defaults are the paper's recipe (the ``paper`` preset)."""
 
     # Data
-    data: str | None = _opt(
+    data: str | None = option(
         None,
         "ImageFolder root with train/<class>/ and val/<class>/ folders, 'digits' for the built-in 5,000-image "
         "MNIST subset, or 'cluttered-digits' for the same digits at random places on 60x60 canvases with "
         "clutter; none: the digits",
     )
-    val_fraction: float = _opt(0.1, "built-in set: the fraction held out for validation (stratified, seeded)")
-    img_size: int = _opt(224, "training and evaluation resolution")
-    hflip: float = _opt(0.5, "horizontal flip probability (0 for digits and text)")
-    crop_scale: tuple[float, float] = _opt((0.08, 1.0), "Inception crop area range (min max)")
-    interpolation: str = _opt("bicubic", "resize interpolation", choices=INTERPOLATIONS)
-    crop_pct: float = _opt(0.875, "eval center-crop fraction (resize to img_size/crop_pct, then crop)")
-    auto_augment: str | None = _opt(
+    val_fraction: float = option(0.1, "built-in set: the fraction held out for validation (stratified, seeded)")
+    img_size: int = option(224, "training and evaluation resolution")
+    hflip: float = option(0.5, "horizontal flip probability (0 for digits and text)")
+    crop_scale: tuple[float, float] = option((0.08, 1.0), "Inception crop area range (min max)")
+    interpolation: str = option("bicubic", "resize interpolation", choices=INTERPOLATIONS)
+    crop_pct: float = option(0.875, "eval center-crop fraction (resize to img_size/crop_pct, then crop)")
+    auto_augment: str | None = option(
         None,
         "AutoAugment/RandAugment policy passed to the data transform, e.g. 'autoaugment' or 'rand-m9-n2'; none: off",
     )
-    mixup: float = _opt(0.0, "mixup alpha (0: off)")
-    cutmix: float = _opt(0.0, "cutmix alpha (0: off); with mixup, each batch picks one at random")
-    workers: int = _opt(2, "data loader worker processes per training process")
-    verify_images: bool = _opt(
+    mixup: float = option(0.0, "mixup alpha (0: off)")
+    cutmix: float = option(0.0, "cutmix alpha (0: off); with mixup, each batch picks one at random")
+    workers: int = option(2, "data loader worker processes per training process")
+    verify_images: bool = option(
         True,
         "image folders: decode every file once before training (rank 0 only under torchrun) and skip "
         "unreadable ones with a warning naming them; off: trust the file extensions (faster start on huge sets)",
     )
-    strict_data: bool = _opt(False, "image folders: an unreadable image file stops the run instead of being skipped")
+    strict_data: bool = option(False, "image folders: an unreadable image file stops the run instead of being skipped")
     # Model
-    model: str = _opt("mixnet_s", f"architecture: {', '.join(list_models())}")
-    arch: str | None = _opt(
+    model: str = option("mixnet_s", f"architecture: {', '.join(list_models())}")
+    arch: str | None = option(
         None,
         "architecture file (.json, e.g. from mixnet search) to train instead of the registered model",
     )
-    width_mult: float | None = _opt(None, "override the model's width multiplier (smaller, faster nets)")
-    head_channels: int | None = _opt(None, "override the head width (1536 in the paper)")
-    kernels: str | None = _opt(
+    width_mult: float | None = option(None, "override the model's width multiplier (smaller, faster nets)")
+    head_channels: int | None = option(None, "override the head width (1536 in the paper)")
+    kernels: str | None = option(
         None,
         "give every depthwise conv this kernel (the paper's kernel study): k7 (one size), k3.5.7 (MixConv "
         "groups), -exp for the exponential channel split, -dil for dilated 3x3s (k3.5.7.9-exp, k9-dil); "
         "none: the model's own",
     )
-    weights: str | None = _opt(
+    weights: str | None = option(
         None,
         "initial weights: a model file (mixnet .safetensors/.pth, timm file), or 'hub' for timm's ImageNet weights "
         "(network needed); a classifier of another size is freshly initialised",
     )
-    drop_rate: float | None = _opt(None, "dropout before the classifier; none: the model's (0.2 S, 0.25 M/L)")
-    drop_path_rate: float = _opt(0.0, "stochastic depth rate of the last block")
-    head_init_scale: float = _opt(
+    drop_rate: float | None = option(None, "dropout before the classifier; none: the model's (0.2 S, 0.25 M/L)")
+    drop_path_rate: float = option(0.0, "stochastic depth rate of the last block")
+    head_init_scale: float = option(
         1.0,
         "scale of the classifier's initial weights (ConvNeXt's option; 0 starts from zero logits, which "
         "keeps the 1536-wide head from starting with huge logits on short runs); not applied to pretrained weights",
     )
-    bn_momentum: float = _opt(0.01, "BatchNorm momentum, PyTorch convention (TF's 0.99 = 0.01)")
-    bn_eps: float = _opt(1e-3, "BatchNorm epsilon")
+    bn_momentum: float = option(0.01, "BatchNorm momentum, PyTorch convention (TF's 0.99 = 0.01)")
+    bn_eps: float = option(1e-3, "BatchNorm epsilon")
     # Optimisation
-    epochs: int = _opt(350, "training epochs")
-    batch_size: int = _opt(128, "images per process per step (global batch = this x processes x accum-steps)")
-    accum_steps: int = _opt(1, "gradient accumulation: micro-batches per optimizer step")
-    opt: str = _opt("rmsproptf", "optimizer (rmsproptf: TF RMSProp, eps inside the sqrt)", choices=OPTIMIZERS)
-    lr: float | None = _opt(None, "peak learning rate; none: lr-base x global batch / 256")
-    lr_base: float = _opt(0.016, "learning rate per 256 images, used when lr is not given")
-    momentum: float = _opt(0.9, "momentum (rmsproptf, sgd); beta1 for adamw")
-    rms_decay: float = _opt(0.9, "RMSProp squared-gradient decay (rmsproptf); beta2 for adamw")
-    opt_eps: float = _opt(1e-3, "optimizer epsilon (inside the sqrt for rmsproptf)")
-    weight_decay: float = _opt(1e-5, "weight decay on conv/linear weights (not BN, not biases)")
-    sched: str = _opt("step", "schedule after warmup", choices=SCHEDULES)
-    warmup_epochs: float = _opt(5.0, "linear warmup from 0 to the peak lr, in epochs")
-    decay_epochs: float = _opt(2.4, "step schedule: decay every this many epochs (staircase)")
-    decay_rate: float = _opt(0.97, "step schedule: multiply the lr by this at each decay")
-    min_lr_ratio: float = _opt(0.0, "cosine schedule: final lr as a fraction of the peak")
-    label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy")
-    ema_decay: float = _opt(0.9999, "weight EMA decay, used for eval and export (0: no EMA)")
-    grad_clip: float = _opt(0.0, "clip the gradient norm to this (0: off)")
+    epochs: int = option(350, "training epochs")
+    batch_size: int = option(128, "images per process per step (global batch = this x processes x accum-steps)")
+    accum_steps: int = option(1, "gradient accumulation: micro-batches per optimizer step")
+    opt: str = option("rmsproptf", "optimizer (rmsproptf: TF RMSProp, eps inside the sqrt)", choices=OPTIMIZERS)
+    lr: float | None = option(None, "peak learning rate; none: lr-base x global batch / 256")
+    lr_base: float = option(0.016, "learning rate per 256 images, used when lr is not given")
+    momentum: float = option(0.9, "momentum (rmsproptf, sgd); beta1 for adamw")
+    rms_decay: float = option(0.9, "RMSProp squared-gradient decay (rmsproptf); beta2 for adamw")
+    opt_eps: float = option(1e-3, "optimizer epsilon (inside the sqrt for rmsproptf)")
+    weight_decay: float = option(1e-5, "weight decay on conv/linear weights (not BN, not biases)")
+    sched: str = option("step", "schedule after warmup", choices=SCHEDULES)
+    warmup_epochs: float = option(5.0, "linear warmup from 0 to the peak lr, in epochs")
+    decay_epochs: float = option(2.4, "step schedule: decay every this many epochs (staircase)")
+    decay_rate: float = option(0.97, "step schedule: multiply the lr by this at each decay")
+    min_lr_ratio: float = option(0.0, "cosine schedule: final lr as a fraction of the peak")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
+    ema_decay: float = option(0.9999, "weight EMA decay, used for eval and export (0: no EMA)")
+    grad_clip: float = option(0.0, "clip the gradient norm to this (0: off)")
     # Performance
-    amp: str = _opt(
+    amp: str = option(
         "auto",
         "mixed precision: auto (bf16 on CUDA where supported, else none), none, bf16, "
         "fp16 (CUDA only, with a grad scaler)",
         choices=AMP_MODES,
     )
-    channels_last: bool = _opt(True, "channels_last memory format (faster depthwise convs on CPU and GPU)")
-    compile: bool = _opt(False, "torch.compile the model")
-    device: str = _opt("auto", "auto (cuda if available), cpu, cuda")
-    threads: int = _opt(
+    channels_last: bool = option(True, "channels_last memory format (faster depthwise convs on CPU and GPU)")
+    compile: bool = option(False, "torch.compile the model")
+    device: str = option("auto", "auto (cuda if available), cpu, cuda")
+    threads: int = option(
         0,
         "CPU threads per process for torch ops (0: torch's default). On a shared CPU, 1 "
         "avoids threads spin-waiting on each other (seen here: 30x slower with 2 under load)",
     )
     # Run
-    out: str | None = _opt(None, "run folder; none: runs/<model>-<time>, or the checkpoint's folder on resume")
-    resume: str | None = _opt(
+    out: str | None = option(None, "run folder; none: runs/<model>-<time>, or the checkpoint's folder on resume")
+    resume: str | None = option(
         None, "continue from a training checkpoint (model, EMA, optimizer, schedule, scaler, RNG, epoch)"
     )
-    seed: int = _opt(0, "random seed")
-    deterministic: bool = _opt(False, "deterministic algorithms (slower; bit-exact reruns and resumes)")
-    eval_every: int = _opt(1, "evaluate on the held-out split every this many epochs (and after the last)")
-    progress: bool | None = _opt(
+    seed: int = option(0, "random seed")
+    deterministic: bool = option(False, "deterministic algorithms (slower; bit-exact reruns and resumes)")
+    eval_every: int = option(1, "evaluate on the held-out split every this many epochs (and after the last)")
+    progress: bool | None = option(
         None, "progress bars; none: only when stderr is a terminal (otherwise a line per epoch)"
     )
-    preset: str = _opt("paper", "recipe the defaults came from (informational, set by from_preset)")
+    preset: str = option("paper", "recipe the defaults came from (informational, set by from_preset)")
 
     def __post_init__(self) -> None:
         self.crop_scale = tuple(float(s) for s in self.crop_scale)  # JSON gives lists back
@@ -280,9 +280,22 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def field_help() -> dict[str, tuple[object, str, tuple | None]]:
-    """``name -> (type hint, help, choices or None)`` for every option (the CLI is generated from this)."""
-    hints = typing.get_type_hints(TrainConfig)
-    return {
-        f.name: (hints[f.name], f.metadata["help"], f.metadata.get("choices")) for f in dataclasses.fields(TrainConfig)
-    }
+# The built-in sets' own recipe values (``data`` None is the digits): small images, no flips (digits are not
+# mirror-symmetric), mild crops (a strong crop cuts the digit out). ``mixnet train`` and the demo use them
+# for options the user does not set.
+DATA_DEFAULTS: dict[str, dict] = {
+    "digits": {"img_size": 32, "hflip": 0.0, "crop_scale": (0.5, 1.0)},
+    "cluttered-digits": {"img_size": 40, "hflip": 0.0, "crop_scale": (0.8, 1.0), "crop_pct": 1.0},
+}
+
+
+def data_defaults(data: str | None) -> dict:
+    """The recipe values of a built-in data set (:data:`DATA_DEFAULTS`); none for an image folder."""
+    return dict(DATA_DEFAULTS.get(data or "digits", {}))
+
+
+def field_help(cls: type = TrainConfig) -> dict[str, tuple[object, str, tuple | None]]:
+    """``name -> (type hint, help, choices or None)`` for every option of a config dataclass made of
+    :func:`option` fields (the CLI is generated from this)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f.metadata["help"], f.metadata.get("choices")) for f in dataclasses.fields(cls)}

@@ -1,6 +1,6 @@
 """Which rewrite to export to ONNX: whole networks in ONNX Runtime and OpenVINO, interleaved.
 
-``optimize_for_inference``'s per-layer rules were measured in PyTorch (``benchmarks/layer_rules.py``),
+``optimize_for_inference``'s per-layer rules were measured in PyTorch (``benchmarks/probes/layer_rules.py``),
 where an NCHW depthwise conv with a big fused kernel is slow above 28x28 inputs. ONNX Runtime (NCHWc) and
 OpenVINO (nChw16c) run convs in their own blocked layouts, so the export is measured here as a whole:
 each variant of the rewrite is exported with ``to_onnx``'s exporter and timed in both runtimes at batch
@@ -12,7 +12,7 @@ first variant measured twice). Variants:
 - ``fused, grouped``: fused, and every grouped 1x1 conv one ``groups=2`` conv (no block-diagonal dense
   1x1 for narrow groups); skipped for models whose grouped 1x1 convs have unequal splits.
 
-    .venv/bin/python benchmarks/onnx_rules.py --out docs/bench/onnx_rules.md
+    .venv/bin/python benchmarks/probes/onnx_rules.py --out docs/bench/onnx_rules.md
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ from pathlib import Path
 import torch
 
 from mixnet import create_model
-from mixnet.bench.peers import openvino_runner
-from mixnet.bench.suite import machine_info, ort_runner
 from mixnet.deploy.export import to_onnx
 from mixnet.deploy.optimize import optimize_for_inference
+from mixnet.measure.machine import machine_info
+from mixnet.measure.output import emit
+from mixnet.measure.runners import openvino_runner, ort_runner
+from mixnet.measure.threads import threads as using_threads
+from mixnet.measure.timing import interleaved_medians
 
 VARIANTS = {
     "nchw rule": {"fuse_depthwise": "auto", "merge_pointwise": "auto"},
@@ -50,8 +53,6 @@ class _Rewrite(torch.nn.Module):
 
 def main() -> None:
     """Exports every variant, times them and prints (or writes) the markdown table."""
-    from mixnet.timing import interleaved_medians
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", nargs="+", default=["mixnet_s", "mixnet_m"])
     ap.add_argument("--img-size", type=int, default=224)
@@ -60,13 +61,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     info = machine_info(args.threads)
     lines = [
         f"Measured on {info['cpu']} ({args.threads} threads); torch {info['torch']}, onnxruntime "
         f"{info['onnxruntime']}, openvino {info['openvino']}; {args.img_size} px, fp32.",
         "",
-        "Command: `.venv/bin/python benchmarks/onnx_rules.py" + (f" --out {args.out}`" if args.out else "`"),
+        "Command: `.venv/bin/python benchmarks/probes/onnx_rules.py" + (f" --out {args.out}`" if args.out else "`"),
         "",
         "Images/s, medians of interleaved rounds; in brackets the speed relative to `nchw rule` in the same "
         "runtime (> 1: faster).",
@@ -74,7 +74,7 @@ def main() -> None:
         "| model | batch | variant | ORT | OpenVINO |",
         "|---|---|---|---|---|",
     ]
-    with tempfile.TemporaryDirectory() as tmp:
+    with using_threads(args.threads), tempfile.TemporaryDirectory() as tmp:
         for name in args.model:
             torch.manual_seed(0)
             model = create_model(name).eval()
@@ -105,10 +105,7 @@ def main() -> None:
                         cells.append(f"{batch / t:.1f} ({base / t:.2f}x)")
                     lines.append(f"| {name} | {batch} | {variant} | {cells[0]} | {cells[1]} |")
                 print("\n".join(lines[-len(files) - 1 :]), flush=True)
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

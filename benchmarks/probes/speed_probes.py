@@ -13,7 +13,7 @@
    on random inputs: speed only) with every op quantized (as ``mixnet quantize`` does) and with only the
    convolutions quantized.
 
-    .venv/bin/python benchmarks/speed_probes.py --out docs/bench/speed_probes.md
+    .venv/bin/python benchmarks/probes/speed_probes.py --out docs/bench/speed_probes.md
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixnet import create_model
-from mixnet.bench.peers import openvino_runner
-from mixnet.bench.suite import machine_info
 from mixnet.deploy.optimize import onnx_rewrite
 from mixnet.layers.squeeze_excite import SqueezeExcite
-from mixnet.timing import interleaved_medians
+from mixnet.measure.machine import machine_info
+from mixnet.measure.output import emit
+from mixnet.measure.runners import openvino_runner, ort_runner, ort_session, sgd_step_runner
+from mixnet.measure.threads import threads as using_threads
+from mixnet.measure.timing import interleaved_medians
 
 
 def _export(net: nn.Module, x: torch.Tensor, path: Path) -> Path:
@@ -154,7 +156,6 @@ def _se_resize(self: SqueezeExcite, x: torch.Tensor) -> torch.Tensor:
 
 def probe_ort_se(tmp: Path, threads: int, rounds: int) -> list[str]:
     import onnx
-    import onnxruntime as ort
 
     torch.manual_seed(0)
     model = create_model("mixnet_s").eval()
@@ -173,19 +174,10 @@ def probe_ort_se(tmp: Path, threads: int, rounds: int) -> list[str]:
         "SE gate resized, swish unfused": (resized, ["QuickGeluFusion"]),
     }
 
-    def session(path: Path, disabled: list[str], save: Path | None = None):
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if save:
-            so.optimized_model_filepath = str(save)
-            so.log_severity_level = 3  # the notice that a saved NCHWc graph is machine-specific
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
-
     reorders = {}
     for name, (path, disabled) in variants.items():
         saved = tmp / "optimized.onnx"
-        session(path, disabled, saved)
+        ort_session(path, threads, disabled_optimizers=disabled, optimized_model_path=saved)
         ops = collections.Counter(n.op_type for n in onnx.load(str(saved)).graph.node)
         reorders[name] = ops["ReorderInput"] + ops["ReorderOutput"]
     lines = ["| batch | variant | layout reorders | images/s |", "|---|---|---|---|"]
@@ -193,7 +185,7 @@ def probe_ort_se(tmp: Path, threads: int, rounds: int) -> list[str]:
         feed = {"input": torch.randn(batch, 3, 224, 224).numpy()}
         runs = {}
         for name, (path, disabled) in variants.items():
-            s = session(path, disabled)
+            s = ort_session(path, threads, disabled_optimizers=disabled)
             runs[name] = lambda s=s, feed=feed: s.run(None, feed)
         med = interleaved_medians(runs, rounds=rounds, iters=3, settle=1)
         base = med["as exported"]
@@ -212,17 +204,7 @@ def probe_bf16_train(rounds: int) -> list[str]:
     y = torch.randint(0, 1000, (batch,))
 
     def step_fn(model: nn.Module, bf16: bool):
-        model = model.train().to(memory_format=cl)
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-
-        def step() -> None:
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-
-        return step
+        return sgd_step_runner(model.train().to(memory_format=cl), x, y, amp_dtype=torch.bfloat16 if bf16 else None)
 
     steps = {
         "timm fp32": step_fn(timm.create_model("mixnet_s"), False),
@@ -238,7 +220,6 @@ def probe_bf16_train(rounds: int) -> list[str]:
 
 
 def probe_ort_int8(tmp: Path, threads: int, rounds: int) -> list[str]:
-    from mixnet.bench.suite import ort_runner
     from mixnet.deploy.export import to_onnx
     from mixnet.deploy.quantize import quantize_onnx
 
@@ -266,15 +247,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     info = machine_info(args.threads)
-    cmd = "`.venv/bin/python benchmarks/speed_probes.py" + (f" --out {args.out}`" if args.out else "`")
+    cmd = "`.venv/bin/python benchmarks/probes/speed_probes.py" + (f" --out {args.out}`" if args.out else "`")
     lines = [
         f"{info['cpu']}, {args.threads} threads; torch {info['torch']}, onnxruntime {info['onnxruntime']}, "
         f"openvino {info['openvino']}, timm {info['timm']}. Command: {cmd}. Medians of {args.rounds} "
         "interleaved rounds; ratios > 1 mean the variant is faster than the first column.",
     ]
-    with tempfile.TemporaryDirectory() as tmp:
+    with using_threads(args.threads), tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         sections = (
             (
@@ -300,10 +280,7 @@ def main() -> None:
             body = run()
             print("\n".join(body), flush=True)
             lines += ["", f"## {title}", "", *body]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""One study run under torchrun: ``python -m torch.distributed.run ... -m mixnet.study.worker CONFIG RESULT``.
+"""One run under torchrun: ``python -m torch.distributed.run ... -m mixnet.experiment.worker CONFIG RESULT``.
 
-Every process trains (DDP); rank 0 writes the final metrics to RESULT as JSON for the study runner.
+Every process trains (DDP); rank 0 writes the final metrics to RESULT as JSON for the experiment.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import os
 import sys
 from pathlib import Path
 
-from mixnet.study.runner import metrics_of
+from mixnet.experiment.runs import metrics_of
 from mixnet.train.config import TrainConfig
-from mixnet.train.loop import train
 
 
 def main(argv: list[str]) -> int:
     """Trains the run described by the TrainConfig JSON ``argv[0]``; rank 0 writes ``argv[1]``."""
+    from mixnet.train import train
+
     config_path, result_path = argv
     config = TrainConfig.from_dict(json.loads(Path(config_path).read_text()))
     result = train(config)

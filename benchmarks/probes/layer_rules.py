@@ -7,8 +7,9 @@ stride, input size) this times, interleaved on the CPU with N threads:
 in NCHW and channels_last. For every grouped 1x1 conv it times ``split``, ``grouped`` (one conv,
 groups=2) and ``dense`` (block-diagonal dense 1x1). Prints one markdown row per layer with the ratio
 split/fused (> 1: fused faster), so the rule in ``mixnet.deploy.optimize`` can be read off the table.
+The tables it printed, and the rules read off them, are in docs/inference.md.
 
-    .venv/bin/python benchmarks/layer_rules.py --threads 2 --batch-size 1 8
+    .venv/bin/python benchmarks/probes/layer_rules.py --threads 2 --batch-size 1 8
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import torch
 from torch import nn
 
 from mixnet import create_model
-from mixnet.bench.suite import machine_info
 from mixnet.deploy.fuse import fuse_depthwise, merge_pointwise
 from mixnet.layers import MixConv2d
-from mixnet.timing import interleaved_medians
+from mixnet.measure.machine import machine_info
+from mixnet.measure.threads import threads as using_threads
+from mixnet.measure.timing import interleaved_medians
 
 
 def collect_layers(models: list[str], img_size: int) -> tuple[dict, dict]:
@@ -63,11 +65,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds per layer")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     print("# " + ", ".join(f"{k} {v}" for k, v in machine_info(args.threads).items()))
     dw, pw = collect_layers(args.model, args.img_size)
     cl = torch.channels_last
-    with torch.inference_mode():
+    with using_threads(args.threads), torch.inference_mode():
         for batch in args.batch_size:
             print(f"\n## depthwise MixConv, batch {batch}: ms (split / fused), ratio split/fused")
             print(

@@ -15,7 +15,7 @@ int8 calibrated on ``--calib-images`` train images; as a cross-check, ONNX Runti
 ``mixnet quantize`` writes it) run in ONNX Runtime and in OpenVINO. Speed: ``mixnet_s`` (random weights)
 at 224 px, batch 1 and 8, fp32 vs int8 in OpenVINO, interleaved medians. Needs ``pip install nncf``.
 
-    .venv/bin/python benchmarks/int8_openvino.py --out docs/bench/int8_openvino.md
+    .venv/bin/python benchmarks/probes/int8_openvino.py --out docs/bench/int8_openvino.md
 """
 
 from __future__ import annotations
@@ -49,18 +49,16 @@ def quantize(onnx_path: Path, out_xml: Path, calibration: list) -> Path:
 
 def worker(args: argparse.Namespace) -> dict:
     """The measurements of one process (one ISA setting); returns them as a dict."""
-    import openvino as ov
     import torch
 
     from mixnet import create_model
-    from mixnet.bench.peers import openvino_runner
     from mixnet.data import build_datasets, transform_for
     from mixnet.deploy.export import to_onnx
     from mixnet.deploy.quantize import dataset_batches, onnx_top1, quantize_onnx
     from mixnet.io.load import load_model
-    from mixnet.timing import interleaved_medians
+    from mixnet.measure.runners import openvino_model, openvino_runner
+    from mixnet.measure.timing import interleaved_medians
 
-    core = ov.Core()
     out: dict = {"isa": args.isa}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -75,7 +73,7 @@ def worker(args: argparse.Namespace) -> dict:
         ort_int8 = quantize_onnx(fp32, tmp / "digits.ort-int8.onnx", calibration=calib)
         out["ort_int8_top1_in_ort"] = onnx_top1(ort_int8, val, threads=args.threads)
         for label, path in (("fp32", fp32), ("int8", int8), ("ort_int8", ort_int8)):
-            compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            compiled = openvino_model(path)
             correct = 0
             for i in range(len(val)):
                 x, y = val[i]
@@ -95,7 +93,7 @@ def worker(args: argparse.Namespace) -> dict:
             }
             med = interleaved_medians(runs, rounds=args.rounds, iters=3, settle=1, pause_s=0.01)
             out[f"b{batch}"] = {k: batch / v for k, v in med.items()}
-        probe = core.compile_model(str(int8), "CPU", {"PERF_COUNT": True, "INFERENCE_NUM_THREADS": args.threads})
+        probe = openvino_model(int8, args.threads, profiling=True)
         request = probe.create_infer_request()
         request.infer({0: torch.zeros(1, 3, 224, 224).numpy()})
         out["conv_kernels"] = sorted({p.exec_type for p in request.profiling_info if "conv" in p.exec_type})
@@ -122,7 +120,8 @@ def main() -> None:
         sys.exit("this probe needs NNCF: pip install nncf")
     if not Path(args.weights).is_file():
         sys.exit(f"no model file {args.weights!r}: run `bash scripts/main.sh --out docs/demo` or pass --weights")
-    from mixnet.bench.suite import machine_info
+    from mixnet.measure.machine import machine_info
+    from mixnet.measure.output import emit
 
     info = machine_info(args.threads)
     results = []
@@ -140,7 +139,7 @@ def main() -> None:
 
     lines = [
         f"{info['cpu']}, {args.threads} threads; OpenVINO {info['openvino']}, NNCF {nncf.__version__}, "
-        f"torch {info['torch']}. Command: `.venv/bin/python benchmarks/int8_openvino.py"
+        f"torch {info['torch']}. Command: `.venv/bin/python benchmarks/probes/int8_openvino.py"
         + (f" --out {args.out}`" if args.out else "`"),
         "",
         f"Accuracy: `{args.weights}` on the digits' 500 held-out images, int8 calibrated on "
@@ -161,10 +160,7 @@ def main() -> None:
             f"| {r['isa']} | {kernels} | {r['fp32_top1']:.1f} | {r['int8_top1']:.1f} | "
             f"{r['ort_int8_top1_in_ort']:.1f}, {r['ort_int8_top1']:.1f} | " + " | ".join(speed) + " |"
         )
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    emit("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

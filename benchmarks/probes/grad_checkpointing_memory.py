@@ -4,7 +4,7 @@ Counted exactly with ``torch.autograd.graph.saved_tensors_hooks`` (deterministic
 reading on a shared machine), for mixnet_s at batch 8 and 224 px, with and without
 ``set_grad_checkpointing()``. Weights that autograd keeps by reference are listed apart from activations.
 
-    .venv/bin/python benchmarks/grad_checkpointing_memory.py    # writes docs/results/grad_checkpointing.json
+    .venv/bin/python benchmarks/probes/grad_checkpointing_memory.py    # writes docs/results/grad_checkpointing.json
 """
 
 import json
@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 
 import mixnet
+from mixnet.measure.output import emit
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "grad_checkpointing.json"
+OUT = Path(__file__).resolve().parents[2] / "docs" / "results" / "grad_checkpointing.json"
 
 
 def saved_bytes(model: torch.nn.Module, x: torch.Tensor, enable: bool) -> dict[str, float]:
@@ -37,6 +38,7 @@ def saved_bytes(model: torch.nn.Module, x: torch.Tensor, enable: bool) -> dict[s
 
 
 def main() -> None:
+    """Counts both and writes the JSON."""
     torch.manual_seed(0)
     model = mixnet.create_model("mixnet_s").train()
     x = torch.randn(8, 3, 224, 224)
@@ -47,12 +49,10 @@ def main() -> None:
         "without": saved_bytes(model, x, False),
         "with": saved_bytes(model, x, True),
         "torch": torch.__version__,
-        "command": "python benchmarks/grad_checkpointing_memory.py",
+        "command": "python benchmarks/probes/grad_checkpointing_memory.py",
     }
     result["activation_ratio"] = round(result["without"]["activations_mib"] / result["with"]["activations_mib"], 1)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    emit(json.dumps(result, indent=2) + "\n", OUT)
 
 
 if __name__ == "__main__":

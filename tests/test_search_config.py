@@ -1,0 +1,44 @@
+"""The search's options: one dataclass, recorded in the search folder, readable from earlier records."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mixnet.search.config import MACHINE_OPTIONS, SearchConfig, upgrade_record
+
+COMMITTED = Path(__file__).resolve().parents[1] / "docs/search/cluttered/search.json"
+
+
+def _from_record(record: dict) -> SearchConfig:
+    return SearchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+
+
+def test_a_committed_search_record_reads_as_todays_options():
+    saved = json.loads(COMMITTED.read_text())
+    assert "batch" in saved and "latency_batch_size" not in saved  # written before the latency options' names
+    record = upgrade_record(saved)
+    cfg = _from_record(record)
+    assert cfg.record() == record  # every recorded option is an option today, and nothing is lost
+    assert (cfg.latency_batch_size, cfg.latency_threads) == (saved["batch"], saved["threads"])
+    assert upgrade_record(cfg.record()) == cfg.record()  # today's records are left as they are
+
+
+def test_the_record_leaves_out_the_machines_options():
+    cfg = SearchConfig(threads=3, workers=2, device="cpu", latency_threads=4)
+    assert set(cfg.to_dict()) - set(cfg.record()) == set(MACHINE_OPTIONS)
+    assert cfg.record()["latency_threads"] == 4
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"latency_batch_size": 0}, "latency_batch_size"),
+        ({"latency_threads": 0}, "latency_threads"),
+        ({"threads": -1}, "threads and workers must be >= 0"),
+        ({"runtime": "tpu"}, "runtime must be one of"),
+    ],
+)
+def test_bad_options_are_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(**options)
