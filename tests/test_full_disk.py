@@ -1,7 +1,7 @@
 """Atomic writes on a real file system: a full disk (a small tmpfs) and the modes of written files.
 
-A disk that fills up is caused for real where the machine allows it: root mounts a tmpfs of a few hundred
-KB (skipped with the reason elsewhere). torch.save's zip writer then raises RuntimeError ("unexpected
+A disk that fills up is caused for real where the machine allows it: root mounts a 16 MB tmpfs
+(skipped with the reason elsewhere). torch.save's zip writer then raises RuntimeError ("unexpected
 pos"), safetensors its own SafetensorError; both must reach the user as one ENOSPC line, with the
 previous file intact. A simulated writer covers the messages on any machine.
 """
@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 import mixnet
 from mixnet.cli import main
-from mixnet.io.atomic import atomic_write
+from mixnet.atomic import atomic_write
 from mixnet.io.save import save_model
 from mixnet.train.checkpoint import save_checkpoint
 

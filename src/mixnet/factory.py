@@ -24,8 +24,10 @@ _FEATURES_KWARGS = {"out_indices", "bn_momentum", "fuse_mixconv"}
 # forward, so "list", "hook" and "getter" give the same module (timm's three differ in how they find the
 # maps, not in the maps); "dict" keys them by out index, "fx" is the backbone traced by torch.fx.
 FEATURE_CLASSES = ("list", "hook", "getter", "dict", "fx")
-# feature_cfg keys timm's builder reads; flatten_sequential and no_rewrite only steer how timm rewrites a
-# model to reach its maps, which ours needs no rewrite for, so they are accepted and change nothing.
+# The feature_cfg keys supported here. timm passes every other key to its feature class (out_map,
+# output_fmt, feature_concat, ...); those change the form of the outputs and are refused by name rather than
+# ignored. flatten_sequential and no_rewrite only steer how timm rewrites a model to reach its maps, which
+# ours needs no rewrite for, so they are accepted and change nothing.
 _FEATURE_CFG_KEYS = {"feature_cls", "out_indices", "flatten_sequential", "no_rewrite"}
 
 
@@ -33,7 +35,7 @@ def _feature_cls(feature_cls: object, feature_cfg: object, kwargs: dict) -> str:
     """The feature class named by ``feature_cls`` / ``feature_cfg`` (timm's rules); ``out_indices`` goes to kwargs.
 
     Raises:
-        TypeError: a feature_cfg that is not a dict or has keys timm's builder does not read, or a class object.
+        TypeError: a feature_cfg that is not a dict or has keys not supported here, or a class object.
         ValueError: an unknown feature class name.
     """
     cfg = dict(feature_cfg or {}) if isinstance(feature_cfg, dict | type(None)) else None
@@ -41,7 +43,10 @@ def _feature_cls(feature_cls: object, feature_cfg: object, kwargs: dict) -> str:
         raise TypeError(f"feature_cfg must be a dict, got {type(feature_cfg).__name__}")
     unknown = set(cfg) - _FEATURE_CFG_KEYS
     if unknown:
-        raise TypeError(f"feature_cfg has key(s) {sorted(unknown)}; it takes {sorted(_FEATURE_CFG_KEYS)}")
+        raise TypeError(
+            f"feature_cfg key(s) {sorted(unknown)} are not supported by mixnet's backbones; "
+            f"supported: {sorted(_FEATURE_CFG_KEYS)}"
+        )
     if "out_indices" in cfg:
         kwargs.setdefault("out_indices", tuple(cfg["out_indices"]))  # the keyword wins, as in timm
     name = cfg.get("feature_cls", "list") if feature_cls is None else feature_cls

@@ -91,7 +91,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="measure every block choice of the search space on this machine (and check the predictor)",
     )
     t.add_argument("--skeleton", default="mixnet_s", help=described["skeleton"])
-    t.add_argument("--elastic-depth", action="store_true", help="a table for the space whose stage depths are searched")
+    t.add_argument(
+        "--elastic-depth",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a table for the space whose stage depths are searched",
+    )
     t.add_argument("--img-size", type=options.positive_int, default=224, help="input resolution")
     t.add_argument("--latency-batch-size", type=options.positive_int, default=1, help=described["latency_batch_size"])
     t.add_argument("--runtime", choices=RUNTIMES, default="eager", help=described["runtime"].split(";")[0])

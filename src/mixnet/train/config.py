@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mixnet.io.atomic import atomic_write
 from mixnet.models.archfile import is_arch_file, load_arch
 from mixnet.models.configs import KernelSpec
 from mixnet.models.preprocess import INTERPOLATIONS
@@ -224,8 +225,9 @@ class TrainConfig:
         return d
 
     def save(self, path: str | Path) -> None:
-        """Writes the resolved configuration as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Writes the resolved configuration as JSON, atomically (a failed write keeps the previous file)."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        atomic_write(path, lambda tmp: tmp.write_text(text))
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

@@ -165,6 +165,8 @@ def train(config: TrainConfig) -> TrainResult:
 def _process_settings(config: TrainConfig) -> Iterator[None]:
     """Deterministic algorithms and the thread count for the run; the caller's settings are restored after."""
     was_deterministic, was_benchmark = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     try:
         if config.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -173,8 +175,10 @@ def _process_settings(config: TrainConfig) -> Iterator[None]:
         with thread_count(config.threads or None):
             yield
     finally:
-        torch.use_deterministic_algorithms(was_deterministic)
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
         torch.backends.cudnn.benchmark = was_benchmark
+        if workspace is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def _train(config: TrainConfig, info: DistInfo, start: float) -> TrainResult:
@@ -190,12 +194,12 @@ def _train(config: TrainConfig, info: DistInfo, start: float) -> TrainResult:
         check_resume(ckpt, config.resume, config, class_names, model)
         model.load_state_dict(ckpt["model"])
     run_dir = _run_dir(config, info)
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / "config.json")
-
     state = build_state(model, config, info, data.train.steps, amp_dtype)
     start_epoch = restore_state(state, ckpt, info, config.seed) if ckpt is not None else 0
+    if info.is_main:
+        # Written once everything (a resume included) has been restored, so a refused resume keeps the record.
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.json")
     if start_epoch >= config.epochs and info.is_main:
         done = (
             f"complete at epoch {start_epoch}/{config.epochs}"
