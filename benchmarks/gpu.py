@@ -29,7 +29,7 @@ import torch
 from mixnet import create_model, optimize_for_inference
 from mixnet.io.convert import from_timm
 from mixnet.measure.machine import machine_info
-from mixnet.measure.output import emit, write_csv
+from mixnet.measure.output import emit, write_dataclass_csv
 from mixnet.measure.runners import sgd_step_runner, torch_runner
 from mixnet.measure.timing import interleaved_medians
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     GpuRow(name, kind, key, batch, size, precision, round(batch / s, 1), round(medians["timm"] / s, 3))
                 )
     out = Path(args.out)
-    write_csv(out / "gpu.csv", rows, GpuRow)
+    write_dataclass_csv(out / "gpu.csv", rows, GpuRow)
     info = machine_info(torch.get_num_threads())
     command = "python benchmarks/gpu.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     lines = [

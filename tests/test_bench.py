@@ -201,3 +201,24 @@ def test_benchmark_scripts_do_no_work_at_import(script):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):  # constants, not calls that compute
             calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
             assert all(ast.unparse(c.func) in ("Path", "Path(__file__).resolve") for c in calls), ast.unparse(node)
+
+
+@pytest.mark.parametrize("script", sorted(BENCHMARKS.rglob("*.py")), ids=lambda p: p.name)
+def test_benchmark_scripts_import_names_that_exist(script):
+    """Every ``from mixnet... import name`` of a script, inside its functions too, names something mixnet has:
+    a script runs its imports only when it runs, so a renamed function would otherwise go unnoticed."""
+    import importlib
+
+    def exists(module: str, name: str) -> bool:
+        mod = importlib.import_module(module)
+        submodule = hasattr(mod, "__path__") and importlib.util.find_spec(f"{module}.{name}") is not None
+        return hasattr(mod, name) or submodule
+
+    missing = [
+        f"{node.module}.{a.name}"
+        for node in ast.walk(ast.parse(script.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "mixnet"
+        for a in node.names
+        if not exists(node.module, a.name)
+    ]
+    assert not missing, f"{script.name} imports what mixnet lacks: {missing}"

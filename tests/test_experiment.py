@@ -1,15 +1,12 @@
-"""The experiment layer: folders that refuse another experiment, rows that survive a kill, runs, recipes, plots."""
+"""The experiment layer: folders that refuse another experiment, rows that survive a kill, runs, recipes."""
 
-import csv
 import json
-import os
 
 import pytest
 
 from mixnet.experiment import runs
 from mixnet.experiment.folder import ForeignFolderError, claim_folder, read_record
-from mixnet.experiment.plots import pyplot, save_figure
-from mixnet.experiment.rows import append_row, read_jsonl, read_runs, write_csv, write_json
+from mixnet.experiment.rows import append_row, read_jsonl, read_runs
 from mixnet.train.config import TrainConfig
 
 
@@ -60,15 +57,6 @@ def test_rows_survive_a_line_cut_by_a_kill_and_the_latest_row_wins(tmp_path):
     assert read_runs(path, key="arch") == {}
 
 
-def test_csv_and_json_writes(tmp_path):
-    rows = [{"a": 1, "b": [1.5, 2.0]}, {"a": None, "b": "x"}]
-    write_csv(tmp_path / "t.csv", rows, ["a", "b", "c"])
-    assert list(csv.reader(open(tmp_path / "t.csv"))) == [["a", "b", "c"], ["1", "1.5 2", ""], ["", "x", ""]]
-    write_json(tmp_path / "t.json", {"x": 1})
-    assert json.loads((tmp_path / "t.json").read_text()) == {"x": 1}
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left behind
-
-
 def test_the_final_metrics_of_a_run_are_the_ema_ones_when_kept():
     history = [{"val_top1": 10.0, "val_top5": 50.0, "ema_val_top1": 12.0, "ema_val_top5": 55.0}] * 2
     assert runs.final_metrics(history) == {"top1": 12.0, "top5": 55.0, "epochs": 2}
@@ -103,9 +91,9 @@ def test_a_run_resumes_from_its_checkpoint_and_a_failure_is_a_row(tmp_path, monk
     assert seen == [None] and row["status"] == "ok" and row["double"] == 140.0 and row["train_seconds"] >= 0
     assert __import__("torch").__version__.startswith(row["environment"]["torch"]) and row["environment"]["cpu"]
     assert set(row["environment"]) == {"cpu", *runs.TRAINING_PACKAGES}
-    (run_dir / runs.CHECKPOINT).write_bytes(b"")
+    (run_dir / runs.CHECKPOINT_NAME).write_bytes(b"")
     runs.run_one(run_dir, lambda **kw: make(0, run_dir, **kw), {"run": "r0"})
-    assert seen[-1] == str(run_dir / runs.CHECKPOINT)
+    assert seen[-1] == str(run_dir / runs.CHECKPOINT_NAME)
     with pytest.warns(UserWarning, match="run r1 failed: RuntimeError: simulated crash"):
         failed = runs.record_run(
             tmp_path / "rows.jsonl", tmp_path / "r1", lambda **kw: make(1, tmp_path / "r1", **kw), {"run": "r1"}
@@ -121,12 +109,3 @@ def test_recipes_are_training_presets_with_overrides():
     assert config.warmup_epochs == preset.warmup_epochs  # what the recipe leaves alone is the preset's
     with pytest.raises(ValueError, match="unknown recipe 'nope'; recipes: cluttered-digits"):
         runs.recipe("nope")
-
-
-def test_figures_are_saved_and_closed(tmp_path):
-    plt = pyplot()
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    path = save_figure(fig, tmp_path / "f.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.fignum_exists(fig.number)
-    assert os.environ.get("MPLBACKEND", "agg").lower() == "agg" or plt.get_backend().lower() == "agg"

@@ -8,11 +8,13 @@ import onnx
 import pytest
 import timm
 import torch
-from conftest import randomize_bn
+from conftest import randomize_bn, tiny_config
 from torch import nn
 
 import mixnet
+from mixnet.bench.files import bench_files
 from mixnet.cli import main
+from mixnet.deploy import export as export_module
 from mixnet.deploy.export import (
     DEFAULT_TOLERANCE,
     FORMATS,
@@ -206,6 +208,40 @@ def test_the_check_is_relative_to_the_output_scale(tmp_path):
     _check("onnx", 0.5, 1000.0, DEFAULT_TOLERANCE, tmp_path / "x.onnx")  # within 1e-3 of the scale
     with pytest.raises(ExportCheckError, match=r"> 0\.001 \(tolerance 0\.001 x output scale 1\).*--tolerance"):
         _check("onnx", 0.5, 0.2, DEFAULT_TOLERANCE, tmp_path / "x.onnx")
+
+
+def test_a_file_that_passes_its_export_check_passes_the_benchmarks_agreement_check(tmp_path):
+    """Export and ``mixnet bench --model FILE`` judge agreement by one rule: logits so large that float32
+    rounding alone differs by more than 1e-3 pass both."""
+    model = mixnet.create_model("mixnet_s", num_classes=10).eval()
+    randomize_bn(model)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 1)
+        model.classifier.weight.mul_(20_000 / model(torch.randn(2, 3, 64, 64)).abs().max())
+    result = to_onnx(model, tmp_path / "big.onnx", img_size=64)
+    rows = bench_files([result.path], (2,), model=model, threads=1, rounds=1, iters=1, progress=False)
+    assert {r.contender for r in rows} == {"PyTorch eager", "PyTorch optimized", "big.onnx (ORT)"}
+    assert max(r.max_abs_diff for r in rows) > 1e-3  # more than an absolute 1e-3 bar would let through
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_a_file_the_runtime_cannot_load_is_not_kept(tmp_path, monkeypatch, fmt):
+    """The written file is cut in half (as a kill or a full disk can leave it) before the runtime loads it for
+    the check: the load fails, and no file is kept, the OpenVINO weights (.bin) included."""
+    loader = "ort_session" if fmt == "onnx" else "OpenVinoRunner"
+    load = getattr(export_module, loader)
+
+    def cut_then_load(path, *args, **kwargs):
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) // 2])
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(export_module, loader, cut_then_load)
+    model = mixnet.MixNet(tiny_config(), num_classes=3).eval()
+    to_file = to_onnx if fmt == "onnx" else to_openvino
+    with pytest.raises(Exception):  # noqa: B017, PT011 - each runtime raises its own error for a broken file
+        to_file(model, tmp_path / f"m{'.onnx' if fmt == 'onnx' else '.xml'}", img_size=16)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_openvino_check_leaves_no_file(tmp_path):

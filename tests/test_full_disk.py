@@ -17,8 +17,8 @@ from conftest import tiny_config, write_digit_folder
 from safetensors.torch import load_file
 
 import mixnet
-from mixnet.cli import main
 from mixnet.atomic import atomic_write
+from mixnet.cli import main
 from mixnet.io.save import save_model
 from mixnet.train.checkpoint import save_checkpoint
 
@@ -76,6 +76,25 @@ def test_safetensors_on_a_full_disk_is_enospc_and_keeps_the_previous_file(small_
     assert info.value.errno == errno.ENOSPC and type(info.value.__cause__).__name__ == "SafetensorError"
     assert path.read_bytes() == before
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "model.safetensors"]
+
+
+def test_latency_tables_and_measurement_reports_on_a_full_disk_keep_the_previous_file(small_disk):
+    """A search's latency table and a benchmark's markdown are written atomically like model files."""
+    from mixnet.measure.output import emit
+    from mixnet.search.latency import LatencyTable, load_table, machine
+
+    table = LatencyTable("mixnet_s", 16, 1, 1, "eager", True, machine(), 1.0, [{"a": 2.0}])
+    table.save(small_disk / "table.json")
+    emit("# first", small_disk / "bench.md")
+    before = {p.name: p.read_bytes() for p in small_disk.iterdir()}
+    fill(small_disk, 64 * 1024)
+    big = LatencyTable("mixnet_s", 16, 1, 1, "eager", True, machine(), 1.0, [{f"k{i}": 1.5 for i in range(20_000)}])
+    with pytest.raises(OSError, match=r"out of disk space\); the previous table.json is intact"):
+        big.save(small_disk / "table.json")
+    with pytest.raises(OSError, match=r"out of disk space\); the previous bench.md is intact"):
+        emit("x" * 400_000, small_disk / "bench.md")
+    assert {p.name: p.read_bytes() for p in small_disk.iterdir() if p.name != "filler"} == before
+    assert load_table(small_disk / "table.json").entries == [{"a": 2.0}]
 
 
 def test_train_on_a_full_disk_is_one_line_and_the_last_checkpoint_resumes(small_disk, tmp_path, monkeypatch, capsys):

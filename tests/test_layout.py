@@ -14,7 +14,9 @@ RANK = {
     "errors": 0,
     "progress": 0,
     "runtime": 0,
+    "atomic": 0,
     "layers": 1,
+    "plotting": 1,  # on errors and atomic; below every part that draws
     "models": 2,
     "measure": 3,
     "io": 3,

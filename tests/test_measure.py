@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import mixnet
-from mixnet.measure import machine, runners, timing
+from mixnet.measure import agreement, machine, runners, timing
 from mixnet.measure.macs import count_macs
 from mixnet.measure.threads import threads
 
@@ -46,12 +46,27 @@ def test_interleaved_medians_rotate_the_order_and_count_every_call():
 
 def test_agreement_per_contender_reference_and_int8_reported_not_checked():
     same = {"a": lambda: torch.ones(2), "b": lambda: torch.ones(2) + 1e-5, "c int8": lambda: torch.zeros(2)}
-    assert timing.check_agreement(same, "a")["c int8"] == 1.0
+    assert agreement.check_agreement(same, "a")["c int8"] == 1.0
     with pytest.raises(RuntimeError, match="'b'"):
-        timing.check_agreement({"a": lambda: torch.ones(2), "b": lambda: torch.zeros(2)}, "a")
+        agreement.check_agreement({"a": lambda: torch.ones(2), "b": lambda: torch.zeros(2)}, "a")
     pairs = {"x": lambda: torch.ones(2), "x2": lambda: torch.ones(2), "y": lambda: torch.zeros(2), "gemm": lambda: 0}
-    diffs = timing.check_agreement(pairs, {"x2": "x", "y": "y"})  # "gemm" has no reference: skipped
+    diffs = agreement.check_agreement(pairs, {"x2": "x", "y": "y"})  # "gemm" has no reference: skipped
     assert diffs == {"x2": 0.0, "y": 0.0}
+
+
+def test_agreement_is_relative_to_the_reference_scale_as_in_the_export_check():
+    """Logits of ~450 may differ by 0.2 (float32 rounding at that scale); logits of ~1 may not; NaN never agrees."""
+    big = torch.tensor([450.0, -3.0])
+    ok = {"eager": lambda: big, "file": lambda: big + 0.2}
+    assert agreement.check_agreement(ok, "eager")["file"] == pytest.approx(0.2, abs=1e-4)
+    with pytest.raises(RuntimeError, match=r"'file': '0\.5 > 0\.45'"):
+        agreement.check_agreement({"eager": lambda: big, "file": lambda: big + 0.5}, "eager")
+    with pytest.raises(RuntimeError, match="'file'"):
+        agreement.check_agreement({"eager": lambda: torch.ones(2), "file": lambda: torch.ones(2) + 0.01}, "eager")
+    with pytest.raises(RuntimeError, match="'file'"):
+        agreement.check_agreement({"eager": lambda: big, "file": lambda: big * torch.nan}, "eager")
+    assert agreement.allowed_difference(0.2) == agreement.allowed_difference(1.0) == agreement.DEFAULT_TOLERANCE
+    assert agreement.output_scale([torch.tensor([1.0, -7.0]), torch.tensor([3.0])]) == 7.0
 
 
 def test_study_and_search_time_whole_nets_with_the_one_harness(monkeypatch):

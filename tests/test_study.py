@@ -18,6 +18,7 @@ from mixnet.study.results import read_rows
 from mixnet.study.spec import StudyError
 from mixnet.train import loop
 
+_C = {"name": "c", "a": "k3", "b": "k3.5"}
 TINY_TRAIN = {"epochs": 2, "batch_size": 16, "workers": 0, "threads": 1, "progress": False, "head_channels": 32}
 
 
@@ -97,6 +98,15 @@ def test_a_recipe_gives_the_preset_and_options_a_train_table_overrides(tmp_path,
         ({"img_size": None}, "missing key.*img_size"),
         ({"recipe": "imagenet"}, "unknown recipe 'imagenet'; recipes: cluttered-digits"),
         ({"recipe": "cluttered-digits", "preset": "short"}, "a recipe or a preset, not both"),
+        ({"contrasts": [{"name": "c", "a": "k3", "b": "k5"}]}, "contrast variant 'k5' is not a variant of this study"),
+        ({"contrasts": [{"name": "c", "a": "k3", "b": "mobilenet_v1-k3.5"}]}, "'mobilenet_v1-k3.5' is not a variant"),
+        ({"contrasts": [{"name": "c", "a": "k3", "b": "mobilenet_v2-k3"}]}, "compares mobilenet_v2-k3 with itself"),
+        ({"contrasts": [_C, {**_C, "a": "k3.5", "b": "k3"}]}, "contrast name.*repeat: c"),
+        ({"contrasts": [_C, {**_C, "name": "again"}]}, "contrasts repeat a comparison: mobilenet_v2-k3.5 - "),
+        ({"contrasts": [{**_C, "control": True}]}, "contrast 1: unknown key.*control"),
+        ({"contrasts": [{"name": "c", "a": "k3"}]}, "contrast 1: missing key.*b"),
+        ({"contrasts": [{**_C, "positive_control": "yes"}]}, "positive_control must be true or false"),
+        ({"contrasts": {"name": "c"}}, "contrasts must be a list of tables"),
     ],
 )
 def test_bad_study_files_name_the_problem(tmp_path, folder, change, message):
@@ -242,6 +252,11 @@ def test_killed_study_resumes_without_rerunning_finished_runs(tmp_path, folder, 
     assert rows["mobilenet_v2-k3.5-s0"]["status"] == "ok" and rows["mobilenet_v2-k3.5-s0"]["epochs"] == 2
     metrics = (out / "runs/mobilenet_v2-k3.5-s0/metrics.jsonl").read_text().splitlines()
     assert [json.loads(m)["epoch"] for m in metrics] == [1, 2]  # resumed, not restarted
+    # The row keeps the whole learning curve, the epoch before the kill included, as the metrics file has it.
+    history = rows["mobilenet_v2-k3.5-s0"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["train_loss"] for h in history] == pytest.approx([json.loads(m)["train_loss"] for m in metrics])
+    assert history[-1]["val_top1"] == pytest.approx(rows["mobilenet_v2-k3.5-s0"]["top1"])
 
     files = write_report(out)  # every run finished: latency is measured now
     latency = json.loads(files["latency.json"].read_text())

@@ -54,7 +54,7 @@ def worker(args: argparse.Namespace) -> dict:
     from mixnet import create_model
     from mixnet.data import build_datasets, transform_for
     from mixnet.deploy.export import to_onnx
-    from mixnet.deploy.quantize import dataset_batches, onnx_top1, quantize_onnx
+    from mixnet.deploy.quantize import dataset_batches, file_top1, quantize_onnx
     from mixnet.io.load import load_model
     from mixnet.measure.runners import openvino_model, openvino_runner
     from mixnet.measure.timing import interleaved_medians
@@ -71,7 +71,7 @@ def worker(args: argparse.Namespace) -> dict:
         # ONNX Runtime's own int8 file (as `mixnet quantize` writes it) in both runtimes: a cross-check that
         # tells a wrong OpenVINO kernel from a bad quantization.
         ort_int8 = quantize_onnx(fp32, tmp / "digits.ort-int8.onnx", calibration=calib)
-        out["ort_int8_top1_in_ort"] = onnx_top1(ort_int8, val, threads=args.threads)
+        out["ort_int8_top1_in_ort"] = file_top1(ort_int8, val, threads=args.threads)
         for label, path in (("fp32", fp32), ("int8", int8), ("ort_int8", ort_int8)):
             compiled = openvino_model(path)
             correct = 0

@@ -3,7 +3,8 @@
 Each file runs in its own runtime (``.onnx`` in ONNX Runtime, fp32 or int8; an OpenVINO ``.xml`` in
 OpenVINO), interleaved with the PyTorch model when its weights are given (eager and the inference
 rewrite), on one input; fp32 files must agree with the PyTorch model (or, without it, with the first
-fp32 file) within 1e-3 before anything is timed, int8 files' difference is reported.
+fp32 file) before anything is timed, by the rule their export was checked by
+(:mod:`mixnet.measure.agreement`: 1e-3 of the output's scale); int8 files' difference is reported.
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ import torch
 from torch import nn
 
 from mixnet.bench.suite import Row, measured_rows
+from mixnet.measure.agreement import check_agreement
 from mixnet.measure.macs import count_macs
-from mixnet.measure.runners import OPENVINO_SUFFIXES, ORT_SUFFIXES, file_runner, input_shape, torch_runner
+from mixnet.measure.runners import OPENVINO_SUFFIXES, file_runner, input_shape, torch_runner
 from mixnet.measure.threads import threads as using_threads
-from mixnet.measure.timing import check_agreement, interleaved_medians
+from mixnet.measure.timing import interleaved_medians
 
 EAGER, OPTIMIZED = "PyTorch eager", "PyTorch optimized"
 # Operators only a quantized graph holds (ONNX Runtime's QDQ and QOperator forms, OpenVINO's).
 _QUANTIZED_OPS = ("QuantizeLinear", "DynamicQuantizeLinear", "QLinear", "ConvInteger", "MatMulInteger", "FakeQuantize")
-
-
-def is_exported_file(name: str) -> bool:
-    """Whether a ``--model`` entry names an exported file (.onnx, OpenVINO .xml) rather than a model."""
-    return Path(name).suffix.lower() in (*ORT_SUFFIXES, *OPENVINO_SUFFIXES)
 
 
 def is_quantized(path: str | Path) -> bool:

@@ -26,13 +26,14 @@ import torch
 from torch import nn
 
 from mixnet.errors import require
+from mixnet.measure.agreement import check_agreement
 from mixnet.measure.machine import header
 from mixnet.measure.macs import count_macs
-from mixnet.measure.output import read_csv
+from mixnet.measure.output import read_dataclass_csv
 from mixnet.measure.output import write_outputs as write_files
 from mixnet.measure.runners import openvino_runner, ort_runner, torch_runner
 from mixnet.measure.threads import threads as using_threads
-from mixnet.measure.timing import check_agreement, interleaved_medians
+from mixnet.measure.timing import interleaved_medians
 
 PEERS = ("efficientnet_b0", "mobilenetv3_large_100", "mobilenetv2_100")
 # ImageNet top-1 (%) as each network's paper reports it (224 px, single crop).
@@ -156,8 +157,9 @@ def bench_peers(
 ) -> list[PeerRow]:
     """Images/s, % of the GEMM peak and published top-1 of every network in every runtime (see the module).
 
-    Every runtime of one network gets the same weights and input; they must agree within 1e-3 (the run
-    stops otherwise), and ours must agree with timm's MixNet.
+    Every runtime of one network gets the same weights and input; they must agree within 1e-3 of the
+    output's scale (:mod:`mixnet.measure.agreement`; the run stops otherwise), and ours must agree with timm's
+    MixNet.
     """
     require("openvino", "bench", "mixnet bench --peers")
     nets = networks(models, peers)
@@ -216,7 +218,7 @@ def best_per_model(rows: Sequence[PeerRow]) -> dict[tuple[str, str, int], PeerRo
 
 def read_rows(path: str | Path) -> list[PeerRow]:
     """Reads ``peers.csv`` back (to redraw without measuring)."""
-    return read_csv(path, PeerRow)
+    return read_dataclass_csv(path, PeerRow)
 
 
 def write_outputs(rows: list[PeerRow], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
@@ -285,10 +287,9 @@ def summary_lines(rows: Sequence[PeerRow]) -> list[str]:
 
 def plot(rows: list[PeerRow], path: Path, info: dict[str, str]) -> None:
     """Published top-1 against measured latency (each network's runtimes; its fastest ringed), per batch size."""
-    import matplotlib
+    from mixnet.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in rows if "(A/A)" not in r.runtime and not math.isnan(r.top1)]
     batches = sorted({r.batch for r in rows})
@@ -313,6 +314,4 @@ def plot(rows: list[PeerRow], path: Path, info: dict[str, str]) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="runtime (ring: fastest)", title_fontsize=8)
     fig.suptitle(f"Accuracy vs latency on {info['cpu']}, {info['threads']} threads")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -20,12 +20,13 @@ import torch
 
 from mixnet.errors import require
 from mixnet.factory import create_model
+from mixnet.measure.agreement import check_agreement
 from mixnet.measure.machine import header
-from mixnet.measure.output import read_csv
+from mixnet.measure.output import read_dataclass_csv
 from mixnet.measure.output import write_outputs as write_files
 from mixnet.measure.runners import ort_runner, sgd_step_runner, torch_runner
 from mixnet.measure.threads import threads as using_threads
-from mixnet.measure.timing import check_agreement, interleaved_medians
+from mixnet.measure.timing import interleaved_medians
 from mixnet.models.archfile import is_arch_file
 from mixnet.models.complexity import complexity
 
@@ -241,7 +242,7 @@ def bench_training(
 
 def read_rows(path: str | Path) -> list[Row]:
     """Reads the rows of a ``bench.csv`` back (to redraw the table or plot without measuring again)."""
-    return read_csv(path, Row)
+    return read_dataclass_csv(path, Row)
 
 
 def write_outputs(rows: list[Row], out_dir: str | Path, info: dict[str, str], command: str) -> dict[str, Path]:
@@ -260,13 +261,14 @@ def format_markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
         "Medians of interleaved rounds (order rotated each round); ratio = contender images/s over timm eager "
         "(NCHW) in the same run. Every contender gets the same NCHW input (a conversion to channels_last is "
         "timed) and, for inference, the same weights: max abs diff is its logit difference to timm eager "
-        "(fp32 contenders must agree within 1e-3 or the run stops). The A/A row is timm measured twice: "
-        "its distance from 1.00 is the noise."
+        "(fp32 contenders must agree within 1e-3 times its largest absolute logit, at least 1, or the run "
+        "stops). The A/A row is timm measured twice: its distance from 1.00 is the noise."
         if any(r.kind != "exported" for r in rows)
         else "Medians of interleaved rounds (order rotated each round); ratio = contender images/s over the "
         "PyTorch model in eager mode (without --weights: over the first fp32 file) in the same run, on the same "
         "input. Max abs diff is each contender's output difference to that reference (fp32 files must agree "
-        "within 1e-3 or the run stops; int8 files' difference is reported).",
+        "within 1e-3 times the reference's largest absolute output, at least 1, as in the export check, or the "
+        "run stops; int8 files' difference is reported).",
     ]
     for kind in dict.fromkeys(r.kind for r in rows):
         lines += [
@@ -287,10 +289,9 @@ def format_markdown(rows: list[Row], info: dict[str, str], command: str) -> str:
 
 def plot(rows: list[Row], path: Path, info: dict[str, str]) -> None:
     """Images/s against MACs, one line per contender, one panel per batch size."""
-    import matplotlib
+    from mixnet.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     inf = [r for r in rows if r.kind == "inference" and "(A/A)" not in r.contender]  # the A/A row is in the table
     batches = sorted({r.batch for r in inf})
@@ -308,6 +309,4 @@ def plot(rows: list[Row], path: Path, info: dict[str, str]) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"MixNet inference on {info['cpu']}, {info['threads']} threads")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

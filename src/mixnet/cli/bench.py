@@ -28,8 +28,8 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the requested benchmarks and writes CSV, markdown and PNG into ``--out``."""
-    from mixnet.bench.files import is_exported_file
     from mixnet.bench.suite import bench_inference, bench_training, write_outputs
+    from mixnet.deploy.exported import is_exported_file
     from mixnet.measure.machine import machine_info
     from mixnet.progress import show_progress
 

@@ -1,8 +1,10 @@
 """Data: transforms (:mod:`.transforms`), verified image folders (:mod:`.folders`), the built-in digits
-(:mod:`.digits`) and the train/val/eval sets built from them (:mod:`.datasets`). Needs the ``[train]`` extra.
+(:mod:`.digits`), the cluttered and cued digits made from them (:mod:`.cluttered`, :mod:`.cued`) and the
+train/val/eval sets (:mod:`.datasets`). Needs the ``[train]`` extra.
 """
 
 from mixnet.data.cluttered import CLUTTERED, clutter, cluttered_digits
+from mixnet.data.cued import cued, cued_digits
 from mixnet.data.datasets import build_datasets, build_eval_dataset, is_builtin
 from mixnet.data.digits import BUILTIN, DigitsDataset, digits_split, load_digits_arrays
 from mixnet.data.folders import VerifiedImageFolder, check_image, class_folders
@@ -21,6 +23,8 @@ __all__ = [
     "check_image",
     "clutter",
     "cluttered_digits",
+    "cued",
+    "cued_digits",
     "class_folders",
     "digits_split",
     "eval_transform",

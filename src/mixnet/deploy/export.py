@@ -3,7 +3,8 @@
 ONNX uses PyTorch's dynamo exporter (``torch.onnx.export(..., dynamo=True)``, which runs onnxscript's
 optimizer) with a dynamic batch axis; the file is then run in ONNX Runtime on a batch of another size
 than the one exported with, and the export fails if any output differs from eager PyTorch by more
-than ``tolerance`` times the output's scale (its largest absolute value, at least 1). By default the
+than ``tolerance`` times the output's scale (its largest absolute value, at least 1): the rule of
+:mod:`mixnet.measure.agreement`, which ``mixnet bench`` checks its contenders by too. By default the
 exported network is :func:`mixnet.deploy.optimize.optimize_for_inference`'s rewrite at the export
 resolution: BN folded, MixConvs fused, and TF "SAME" padding static, so the graph of a ``tf_`` model holds
 no Shape -> Pad subgraph (the usual trouble with SAME in ONNX/TensorRT).
@@ -34,21 +35,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from mixnet.atomic import disk_full
 from mixnet.deploy.optimize import onnx_rewrite, optimize_for_inference
 from mixnet.errors import MixnetError, require
-from mixnet.io.atomic import disk_full
 from mixnet.io.spec import SPEC_KEY, ModelSpec
+from mixnet.measure.agreement import DEFAULT_TOLERANCE, agrees, allowed_difference, output_scale
 from mixnet.measure.runners import OpenVinoRunner, ort_session
 from mixnet.models.mixnet import MixNet, MixNetTrunk
 
 Format = Literal["onnx", "torchscript", "torch_export", "openvino"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript", "torch_export", "openvino")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts.pt", "torch_export": ".pt2", "openvino": ".xml"}
-# The checks' default tolerance, relative to the output's scale. Float32 rounding grows with the
-# activations: a MixNet-S trained at 32 px and exported at 64 px gives logits of ~450, where ONNX Runtime
-# differs from eager PyTorch by 1.1e-4 of that (and eager float32 from float64 by 2e-5); a wrong graph
-# (padding, layout, a dropped op) differs by a good part of the scale.
-DEFAULT_TOLERANCE = 1e-3
 # The runtime package each format is checked in, when it is not torch.
 _RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
 
@@ -115,11 +112,6 @@ def _max_diff(out: object, ref: object) -> float:
     return max(diffs)
 
 
-def _scale(ref: object) -> float:
-    """The largest absolute value of the eager outputs: float32 rounding errors grow with it."""
-    return max(r.float().abs().max().item() for r in _flat(ref))
-
-
 @contextlib.contextmanager
 def _toolchain_notices_hidden() -> Iterator[None]:
     """Hides the exporters' notices about their own APIs (deprecations, tracer caveats), nothing else.
@@ -155,8 +147,8 @@ def _partial(path: Path) -> Path:
 
 
 def _check(fmt: str, diff: float, scale: float, tolerance: float, path: Path) -> None:
-    allowed = tolerance * max(1.0, scale)
-    if not diff <= allowed:  # also catches NaN
+    allowed = allowed_difference(scale, tolerance)
+    if not agrees(diff, scale, tolerance):  # NaN does not agree
         raise ExportCheckError(
             f"{fmt} export {str(path)!r} differs from the eager model by {diff:.3g} (max abs) > {allowed:.3g} "
             f"(tolerance {tolerance:g} x output scale {max(1.0, scale):.3g}); raise the tolerance "
@@ -177,21 +169,21 @@ def _check_and_keep(
 ) -> ExportResult:
     """Runs the written file (``run``) on a batch of ``check_batch``, compares it with the original model,
     and only then moves each ``(tmp, final)`` of ``moves`` into place, the model file itself last: files
-    that failed their check are deleted, never kept."""
+    that failed their check, or that the runtime could not load or run, are deleted, never kept."""
     diff = scale = float("nan")
     path = moves[-1][1]
-    if check:
-        x = _example(net, check_batch, img_size)
-        ref = _reference(model, x)
-        diff, scale = _max_diff(run(x), ref), _scale(ref)
-        try:
+    try:
+        if check:
+            x = _example(net, check_batch, img_size)
+            ref = _reference(model, x)
+            diff, scale = _max_diff(run(x), ref), output_scale(_flat(ref))
             _check(fmt, diff, scale, tolerance, path)
-        except ExportCheckError:
-            for tmp, _ in moves:
-                tmp.unlink(missing_ok=True)
-            raise
-    for tmp, final in moves:
-        tmp.replace(final)
+        for tmp, final in moves:
+            tmp.replace(final)
+    except BaseException:  # a kill (KeyboardInterrupt) too: no partial file is left behind
+        for tmp, _ in moves:
+            tmp.unlink(missing_ok=True)
+        raise
     return ExportResult(fmt, path, diff, check_batch, scale)
 
 

@@ -1,4 +1,5 @@
-"""Result files of an experiment: atomic text writes, one JSON line per run, CSV tables.
+"""Result files of an experiment: one JSON line per run; its tables and texts are written with
+:mod:`mixnet.atomic`'s writers (``write_text``, ``write_json``, ``write_csv``, importable from here too).
 
 A run's row is appended and fsynced as the run ends, so a killed experiment loses at most the run in
 progress. A reader skips a line that does not parse (a process killed mid-write) and, when several rows
@@ -7,23 +8,14 @@ name the same run, keeps the one finished last (a retried failure, a shard's rer
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
-from mixnet.io.atomic import atomic_write
+from mixnet.atomic import write_csv, write_json, write_text
 
-
-def write_text(path: str | Path, text: str) -> Path:
-    """Writes ``text`` to ``path`` atomically (a kill or a full disk leaves the previous file)."""
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def write_json(path: str | Path, value) -> Path:
-    """Writes ``value`` as indented JSON, atomically."""
-    return write_text(path, json.dumps(value, indent=2) + "\n")
+__all__ = ["append_row", "latest_rows", "read_jsonl", "read_runs", "write_csv", "write_json", "write_text"]
 
 
 def append_row(path: str | Path, row: dict) -> None:
@@ -77,20 +69,3 @@ def latest_rows(rows: Iterable[dict], key: str = "run") -> dict[str, dict]:
 def read_runs(paths: str | Path | Iterable[str | Path], key: str = "run") -> dict[str, dict]:
     """The latest row of every run in the JSON-lines files ``paths`` (run id -> row)."""
     return latest_rows(read_jsonl(paths), key)
-
-
-def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str]) -> Path:
-    """Writes ``rows`` as CSV with ``columns`` (lists joined with spaces, missing values empty), atomically."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(columns)
-            for row in rows:
-                values = []
-                for c in columns:
-                    v = row.get(c)
-                    values.append(" ".join(f"{x:g}" for x in v) if isinstance(v, list) else ("" if v is None else v))
-                w.writerow(values)
-
-    return atomic_write(path, write)

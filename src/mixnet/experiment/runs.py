@@ -23,9 +23,9 @@ from pathlib import Path
 
 from mixnet.errors import MixnetError
 from mixnet.experiment.rows import append_row
+from mixnet.train.checkpoint import CHECKPOINT_NAME
 from mixnet.train.config import TrainConfig
 
-CHECKPOINT = "last.pth"
 # Packages whose version can change a seeded run's numbers (kernels, image resampling, the split, the digits).
 # Each row records them and the CPU: a seeded run reproduces bit for bit only with the same ones (torch's CPU
 # kernels round differently on another CPU model, and training amplifies the difference).
@@ -89,9 +89,30 @@ def final_metrics(history: Sequence[dict]) -> dict:
     return {"top1": float(top1), "top5": None if top5 is None else float(top5), "epochs": len(history)}
 
 
+def learning_curve(history: Sequence[dict]) -> list[dict]:
+    """Per epoch: the training loss and the held-out top-1 that :func:`final_metrics` reports (EMA when kept)."""
+    out = []
+    for row in history:
+        top1 = row.get("ema_val_top1")
+        top1 = row.get("val_top1") if top1 is None else top1
+        out.append(
+            {
+                "epoch": int(row["epoch"]),
+                "train_loss": float(row["train_loss"]),
+                "val_top1": None if top1 is None else float(top1),
+            }
+        )
+    return out
+
+
 def metrics_of(result) -> dict:
-    """The final metrics of a :class:`mixnet.train.TrainResult` (rank 0's: the others keep no history)."""
-    return {**final_metrics(result.history), "classes": len(result.class_names)}
+    """The final metrics of a :class:`mixnet.train.TrainResult` (rank 0's: the others keep no history), with its
+    learning curve (``history``)."""
+    return {
+        **final_metrics(result.history),
+        "classes": len(result.class_names),
+        "history": learning_curve(result.history),
+    }
 
 
 def train_in_process(config: TrainConfig) -> dict:
@@ -170,7 +191,7 @@ def run_one(
         ``finished_at`` and the ``environment`` (CPU, package versions) that shapes the result.
     """
     row = dict(row)
-    checkpoint = Path(run_dir) / CHECKPOINT
+    checkpoint = Path(run_dir) / CHECKPOINT_NAME
     extra = {"resume": str(checkpoint)} if checkpoint.exists() else {}
     start = time.perf_counter()
     try:
@@ -203,4 +224,4 @@ def record_run(
 
 def can_resume(run_dir: str | Path) -> bool:
     """Whether a run has a checkpoint to resume from."""
-    return (Path(run_dir) / CHECKPOINT).exists()
+    return (Path(run_dir) / CHECKPOINT_NAME).exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mixnet.io.atomic import atomic_write
+from mixnet.atomic import atomic_write
 from mixnet.io.spec import SPEC_KEY, ModelSpec
 
 

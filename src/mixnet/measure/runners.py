@@ -77,7 +77,7 @@ def openvino_model(
         shape: a static input shape to compile for (``None``: the file's own, static or dynamic).
         profiling: record every executed node's time (``request.profiling_info``).
     """
-    ov = require("openvino", "bench", "OpenVINO")
+    ov = require("openvino", "export", "OpenVINO")
     core = ov.Core()
     model = core.read_model(str(path))
     if shape is not None:
@@ -220,7 +220,7 @@ def sgd_step_runner(
 def input_shape(path: str | Path) -> list[int | None]:
     """The input shape an exported file declares (``None`` for a dynamic dimension such as the batch)."""
     if Path(path).suffix.lower() in OPENVINO_SUFFIXES:
-        ov = require("openvino", "bench", "OpenVINO")
+        ov = require("openvino", "export", "OpenVINO")
         shape = ov.Core().read_model(str(path)).inputs[0].get_partial_shape()
         return [d.get_length() if d.is_static else None for d in shape]
     dims = ort_session(path, 1).get_inputs()[0].shape

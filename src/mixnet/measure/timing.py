@@ -12,8 +12,6 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 
-import torch
-
 
 def interleaved_medians(
     contenders: Mapping[str, Callable[[], object]],
@@ -89,35 +87,3 @@ def net_latencies_ms(
         contenders, rounds=rounds, iters=NET_ITERS, warmup=NET_WARMUP, settle=NET_SETTLE, progress=progress
     )
     return {name: s * 1e3 for name, s in medians.items()}
-
-
-def check_agreement(
-    contenders: Mapping[str, Callable[[], torch.Tensor]],
-    reference: str | Mapping[str, str],
-    *,
-    tol: float = 1e-3,
-    checked: Callable[[str], bool] = lambda name: "int8" not in name,
-) -> dict[str, float]:
-    """Max abs output difference of each contender to its reference; checked ones must agree within ``tol``.
-
-    A benchmark of contenders that compute different things would compare nothing: this runs each once
-    and raises if a checked one is off (by default every contender but int8 ones, whose difference is
-    reported, not checked).
-
-    Args:
-        contenders: name -> zero-argument callable returning the output.
-        reference: the one contender all are compared with, or name -> its own reference (contenders not
-            in the mapping, such as a GEMM that computes no logits, are skipped).
-        tol: the largest allowed difference.
-        checked: which contenders must agree.
-
-    Raises:
-        RuntimeError: a checked contender disagrees.
-    """
-    refs = {name: reference for name in contenders} if isinstance(reference, str) else dict(reference)
-    outs = {name: contenders[name]() for name in {*refs, *refs.values()}}
-    diffs = {name: (outs[name] - outs[ref]).abs().max().item() for name, ref in refs.items()}
-    off = {n: d for n, d in diffs.items() if d > tol and checked(n)}
-    if off:
-        raise RuntimeError(f"contenders disagree with their reference by more than {tol}: {off}")
-    return diffs

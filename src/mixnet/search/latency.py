@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mixnet.atomic import write_json
 from mixnet.measure.machine import machine_info
 from mixnet.measure.runners import ort_runner, torch_runner
 from mixnet.measure.threads import threads as using_threads
@@ -139,10 +140,8 @@ class LatencyTable:
         return {k: getattr(self, k) for k in _MUST_MATCH}
 
     def save(self, path: str | Path) -> Path:
-        """Writes the table as JSON."""
-        path = Path(path)
-        path.write_text(json.dumps({"format": TABLE_FORMAT, "version": TABLE_VERSION, **asdict(self)}, indent=1))
-        return path
+        """Writes the table as JSON, atomically (a kill or a full disk leaves the previous table)."""
+        return write_json(path, {"format": TABLE_FORMAT, "version": TABLE_VERSION, **asdict(self)})
 
 
 def load_table(path: str | Path, *, expect: dict | None = None, allow_mismatch: bool = False) -> LatencyTable:
@@ -484,10 +483,9 @@ def predictor_error(table: LatencyTable, space: SearchSpace, *, n: int = 20, see
 
 def plot_predictor(result: dict, path: str | Path, title: str = "") -> Path:
     """Scatter of predicted vs measured latency with the y = x line."""
-    import matplotlib
+    from mixnet.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     p, m = result["predicted"], result["measured"]
     unit = result.get("unit", "ms")
@@ -503,7 +501,4 @@ def plot_predictor(result: dict, path: str | Path, title: str = "") -> Path:
     ax.set_title(title or f"{runtime}, {result['n']} random nets: mean abs error {100 * result['mean_abs_error']:.1f}%")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

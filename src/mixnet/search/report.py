@@ -74,7 +74,7 @@ def write_search_report(out: str | Path) -> Path:
         "ort": "ONNX Runtime",
         "macs": "MACs counted (no device)",
     }[cfg["runtime"]]
-    from mixnet.experiment.plots import pyplot, save_figure
+    from mixnet.plotting import pyplot, save_figure
 
     plt = pyplot()
     by_seed = {name: _by_seed(rows, name) for name in nets}

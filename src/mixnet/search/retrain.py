@@ -52,7 +52,7 @@ def train_config(cfg, run_dir: Path, seed: int, arch: str | None = None, width: 
         device=cfg.device,
         out=str(run_dir),
         progress=False,
-        **extra,
+        **{"seeded_augmentation": True, **extra},  # paired seeds across the retrained nets
     )
 
 

@@ -68,6 +68,7 @@ def write_report(
     Returns:
         The written files by name.
     """
+    from mixnet.study.curves import plot_learning_curves
     from mixnet.study.report import markdown, plot
 
     out = Path(out)
@@ -93,8 +94,11 @@ def write_report(
     if ok:
         for p in plot(summary, study.paper, macs_at_224, out, study.name):
             files[p.name] = p
+        curves = plot_learning_curves(ok, [v.key for v in study.architectures()], out, study.name)
+        if curves is not None:
+            files[curves.name] = curves
     failures = [r for r in ordered if r["status"] == "failed"]
-    text = markdown(study, summary, failures, latency, command)
+    text = markdown(study, summary, failures, latency, command, ok)
     if not complete:
         text = text.replace(
             "\n## Setup", f"\n**Partial: {len(ordered)} of {len(wanted)} runs have finished.**\n\n## Setup", 1

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from mixnet.experiment.stats import Paired, holm_correct, paired
 from mixnet.models.configs import KernelSpec
+from mixnet.study.contrasts import contrast_lines
+from mixnet.study.curves import slope_lines
 from mixnet.study.paper import PAPER_CURVES, PaperCurve
 
 ALPHA = 0.05
@@ -244,7 +246,7 @@ def plot(summary: Sequence[dict], paper: Sequence[str], macs_of, out_dir, title:
     """Writes ``top1_vs_kernel.png`` and ``top1_vs_macs.png``; returns their paths."""
     from pathlib import Path
 
-    from mixnet.experiment.plots import pyplot, save_figure
+    from mixnet.plotting import pyplot, save_figure
 
     plt = pyplot()
     out_dir = Path(out_dir)
@@ -304,8 +306,37 @@ def _fmt_num(v, digits: int = 1) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
 
 
-def markdown(study, summary: Sequence[dict], failures: Sequence[dict], latency: dict | None, command: str) -> str:
-    """The study's report as markdown (the plots are linked, not embedded)."""
+def _trend_section(study, summary: Sequence[dict]) -> list[str]:
+    """Trend statements on contrasts derived from the variants, for a study that fixes no contrasts itself."""
+    lines = ["## Do the paper's trends appear here?", ""]
+    trends = trend_lines(summary)
+    lines += [f"- {t}" for t in trends] or ["- Not enough variants for a trend (need three or more of a family)."]
+    seeds = len(study.seeds)
+    lines += [
+        "",
+        (
+            "One seed: no significance can be claimed; the differences are single runs."
+            if seeds < 2
+            else f"Each contrast pairs the two variants' runs of the same seed: the mean per-seed difference, its "
+            f"95% CI (Student's t, {seeds - 1} degrees of freedom with {seeds} seeds) and two-sided p, "
+            f"Holm-corrected over the {contrast_count(summary)} contrasts above; resolved: corrected p < {ALPHA}. "
+            "± in the table is the SD over seeds."
+        ),
+        "",
+    ]
+    return lines
+
+
+def markdown(
+    study,
+    summary: Sequence[dict],
+    failures: Sequence[dict],
+    latency: dict | None,
+    command: str,
+    runs: Sequence[dict] = (),
+) -> str:
+    """The study's report as markdown (the plots are linked, not embedded); ``runs``: the results rows, whose
+    learning curves give the convergence section."""
     lines = [f"# Study `{study.name}`", ""]
     if study.description:
         lines += [study.description, ""]
@@ -347,21 +378,13 @@ def markdown(study, summary: Sequence[dict], failures: Sequence[dict], latency: 
             f"{_fmt_num(r['macs_imagenet_m'], 1)} | {_fmt_num(r['latency_ms'], 3)} | {top1} | {per_seed} | "
             f"{r['failed'] or ''} |"
         )
-    lines += ["", "## Do the paper's trends appear here?", ""]
-    trends = trend_lines(summary)
-    lines += [f"- {t}" for t in trends] or ["- Not enough variants for a trend (need three or more of a family)."]
-    seeds = len(study.seeds)
+    lines.append("")
+    if study.contrasts:
+        lines += contrast_lines(study, summary)
+    else:
+        lines += _trend_section(study, summary)
+    lines += slope_lines(runs, [v.key for v in study.architectures()])
     lines += [
-        "",
-        (
-            "One seed: no significance can be claimed; the differences are single runs."
-            if seeds < 2
-            else f"Each contrast pairs the two variants' runs of the same seed: the mean per-seed difference, its "
-            f"95% CI (Student's t, {seeds - 1} degrees of freedom with {seeds} seeds) and two-sided p, "
-            f"Holm-corrected over the {contrast_count(summary)} contrasts above; resolved: corrected p < {ALPHA}. "
-            "± in the table is the SD over seeds."
-        ),
-        "",
         "## Plots",
         "",
         "![top-1 vs kernel size](top1_vs_kernel.png)",

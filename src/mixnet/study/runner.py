@@ -20,8 +20,12 @@ from mixnet.models.complexity import config_complexity
 from mixnet.models.registry import resolve_config
 from mixnet.study.results import read_rows, results_name
 from mixnet.study.spec import BUILTIN_DATA, Study, StudyError, Variant
+from mixnet.train.checkpoint import CHECKPOINT_NAME
 
 STUDY_FILE = "study.json"
+# How the runs draw their data; a folder whose runs drew it otherwise (augmentation from the global generator,
+# not paired across variants) is refused rather than mixed with new runs.
+PAIRING = "split, order and augmentation seeded per run seed, shared by every variant"
 
 
 @dataclass
@@ -61,7 +65,14 @@ def prepare_folder(study: Study, out: Path) -> None:
     Raises:
         mixnet.experiment.folder.ForeignFolderError: ``out`` holds another study.
     """
-    claim_folder(out, STUDY_FILE, study_record(study), kind="study", identity=lambda r: r["study"])
+    claim_folder(
+        out,
+        STUDY_FILE,
+        study_record(study),
+        kind="study",
+        identity=lambda r: {**r["study"], "pairing": r.get("pairing")},
+        defaults={"contrasts": []},  # a study without contrasts is the same study as before they existed
+    )
 
 
 def study_record(study: Study) -> dict:
@@ -69,7 +80,7 @@ def study_record(study: Study) -> dict:
     d = asdict(study)
     d.pop("source")
     d["latency"] = asdict(study.latency)
-    return {"study": json.loads(json.dumps(d)), "source": study.source}
+    return {"study": json.loads(json.dumps(d)), "source": study.source, "pairing": PAIRING}
 
 
 def plan_runs(study: Study, out: Path, shard: tuple[int, int] = (0, 1), retry_failed: bool = False) -> RunPlan:
@@ -176,7 +187,7 @@ def run_study(
         check_shard(shard)
         mine = {v.run_id for i, v in enumerate(study.runs()) if i % shard[1] == shard[0]}
         for run_id in rows_failed(out) & mine:
-            checkpoint = out / "runs" / run_id / "last.pth"
+            checkpoint = out / "runs" / run_id / CHECKPOINT_NAME
             if checkpoint.exists():
                 checkpoint.replace(checkpoint.with_name("last.failed.pth"))
     plan = plan_runs(study, out, shard, retry_failed)

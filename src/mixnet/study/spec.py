@@ -7,7 +7,7 @@ studies (``mixnet study list``) are such files shipped with the package.
 Example::
 
     name = "my-study"
-    models = ["mobilenet_v2"]          # registered baselines (one curve family each)
+    models = ["mobilenet_v2", "mobilenet_v1"]   # registered baselines (one curve family each)
     width_mult = 0.5                   # optional architecture override, for every model
     variants = ["k3", "k5", "k7", "k3.5", "k3.5.7"]   # kernel specs (see KernelSpec)
     seeds = [0, 1, 2]
@@ -22,6 +22,17 @@ Example::
 
     [latency]                          # the inference timing of every variant
     batch_size = 1
+
+    [[contrasts]]                      # paired comparisons b - a, fixed before anything trains
+    name = "k5 vs k3"
+    a = "mobilenet_v2-k3"              # a variant: model-kernels (kernels alone with one model)
+    b = "mobilenet_v2-k5"
+
+    [[contrasts]]
+    name = "MobileNetV2 over V1"
+    a = "mobilenet_v1-k3"
+    b = "mobilenet_v2-k3"
+    positive_control = true            # a difference expected to be large: shows the design detects one
 """
 
 from __future__ import annotations
@@ -93,6 +104,26 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Contrast:
+    """A paired comparison ``b - a`` of two variants, named in the study file before anything trains.
+
+    Attributes:
+        name: what the contrast tests, e.g. ``k5 vs k3``.
+        a: the reference variant's key (``model-kernels``).
+        b: the contender's key.
+        positive_control: a difference known to matter, reported as the check that the design detects one.
+    """
+
+    name: str
+    a: str
+    b: str
+    positive_control: bool = False
+
+
+_CONTRAST_KEYS = {f.name for f in dataclasses.fields(Contrast)}
+
+
+@dataclass(frozen=True)
 class Study:
     """A parsed, validated study file.
 
@@ -109,6 +140,7 @@ class Study:
         width_mult: width multiplier of every model (None: the model's own).
         paper: names of the paper's reference curves to plot (:data:`mixnet.study.paper.PAPER_CURVES`).
         latency: latency measurement settings.
+        contrasts: paired comparisons fixed in the file (none: the report derives trend contrasts itself).
         source: the file it was read from (or ``builtin:<name>``).
     """
 
@@ -123,6 +155,7 @@ class Study:
     width_mult: float | None = None
     paper: tuple[str, ...] = ()
     latency: LatencySettings = LatencySettings()
+    contrasts: tuple[Contrast, ...] = ()
     description: str = ""
     source: str = ""
 
@@ -152,7 +185,7 @@ class Study:
             img_size=self.img_size,
             out=str(out),
             width_mult=self.width_mult,
-            **extra,
+            **{"seeded_augmentation": True, **extra},  # paired seeds: only the architecture differs
         )
 
 
@@ -262,9 +295,84 @@ def study_from_dict(raw: dict, source: str = "study", *, check_data: bool = True
     )
     d["latency"] = LatencySettings(**latency)
     _need(isinstance(d.get("train", {}), dict), source, "train must be a table of training options")
+    d["contrasts"] = _contrasts(d.get("contrasts", []), source)
     study = Study(source=source, **d)
     validate(study, check_data=check_data)
     return study
+
+
+def _contrasts(raw, source: str) -> tuple[Contrast, ...]:
+    """The ``[[contrasts]]`` tables as :class:`Contrast` (their variants are checked by :func:`validate`)."""
+    _need(isinstance(raw, list | tuple), source, "contrasts must be a list of tables ([[contrasts]])")
+    out = []
+    for i, c in enumerate(raw, 1):
+        _need(isinstance(c, dict), source, f"contrast {i} must be a table with name, a and b")
+        unknown = set(c) - _CONTRAST_KEYS
+        _need(
+            not unknown,
+            source,
+            f"contrast {i}: unknown key(s) {', '.join(sorted(unknown))}; known: a, b, name, positive_control",
+        )
+        missing = {"name", "a", "b"} - set(c)
+        _need(not missing, source, f"contrast {i}: missing key(s) {', '.join(sorted(missing))}")
+        _need(
+            all(isinstance(c[k], str) and c[k] for k in ("name", "a", "b")),
+            source,
+            f"contrast {i}: name, a and b must be non-empty strings",
+        )
+        _need(
+            isinstance(c.get("positive_control", False), bool),
+            source,
+            f"contrast {c['name']!r}: positive_control must be true or false",
+        )
+        out.append(Contrast(**c))
+    return tuple(out)
+
+
+def variant_key(study: Study, ref: str) -> str:
+    """The key (``model-kernels``, canonical spec) of a variant named in a contrast.
+
+    Raises:
+        StudyError: no variant of the study has that name.
+    """
+    src = study.source or study.name
+    model, kernels = None, ref
+    for m in sorted(study.models, key=len, reverse=True):  # the longest model name that prefixes the reference
+        if ref.startswith(m + "-"):
+            model, kernels = m, ref[len(m) + 1 :]
+            break
+    if model is None and len(study.models) == 1:
+        model = study.models[0]
+    try:
+        canonical = str(KernelSpec.parse(kernels))
+    except ValueError:
+        canonical = None
+    known = [v.key for v in study.architectures()]
+    key = f"{model}-{canonical}"
+    _need(
+        model is not None and key in known,
+        src,
+        f"contrast variant {ref!r} is not a variant of this study; variants: {', '.join(known)}"
+        + ("" if len(study.models) == 1 else " (name them model-kernels)"),
+    )
+    return key
+
+
+def _check_contrasts(study: Study) -> None:
+    """Resolves every contrast's variants to keys; unknown variants, self-comparisons and repeats are errors."""
+    src = study.source or study.name
+    names = [c.name for c in study.contrasts]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    _need(not repeated, src, f"contrast name(s) repeat: {', '.join(repeated)}")
+    resolved = []
+    for c in study.contrasts:
+        a, b = variant_key(study, c.a), variant_key(study, c.b)
+        _need(a != b, src, f"contrast {c.name!r} compares {a} with itself")
+        resolved.append(Contrast(c.name, a, b, c.positive_control))
+    pairs = [(c.a, c.b) for c in resolved]
+    same = sorted({f"{b} - {a}" for a, b in pairs if pairs.count((a, b)) > 1})
+    _need(not same, src, f"contrasts repeat a comparison: {', '.join(same)}")
+    object.__setattr__(study, "contrasts", tuple(resolved))
 
 
 def validate(study: Study, *, check_data: bool = True) -> None:
@@ -293,6 +401,7 @@ def validate(study: Study, *, check_data: bool = True) -> None:
     _need(lat.device in ("cpu", "cuda"), src, f"latency device must be cpu or cuda, got {lat.device!r}")
     repeated = _OWN_TRAIN_KEYS & set(study.train)
     _need(not repeated, src, f"[train] must not set {', '.join(sorted(repeated))}: they are study keys")
+    _check_contrasts(study)
     _need(isinstance(study.data, str), src, f"data must be a string, got {study.data!r}")
     if check_data:
         _need(bool(study.data), src, "the study names no data: pass --data (an ImageFolder root such as ImageNet)")

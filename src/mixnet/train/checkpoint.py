@@ -1,6 +1,6 @@
 """Training checkpoints that a kill or a full disk cannot corrupt, and the RNG state they carry.
 
-Checkpoints are written with :func:`mixnet.io.atomic.atomic_write` (a failure leaves the previous file as
+Checkpoints are written with :func:`mixnet.atomic.atomic_write` (a failure leaves the previous file as
 it was) and hold only tensors and plain Python values, so they load with ``torch.load(weights_only=True)``.
 Besides the training state, a checkpoint holds the model's :class:`mixnet.io.spec.ModelSpec` (``spec``),
 so ``mixnet eval`` and ``create_model(pretrained=...)`` read it like any model file.
@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mixnet.io.atomic import atomic_write
+from mixnet.atomic import atomic_write
 from mixnet.io.files import CheckpointError, read_checkpoint
 from mixnet.io.spec import ModelSpec, SpecError, spec_from_legacy
+
+# The training checkpoint in a run folder (the latest epoch; a resume reads it).
+CHECKPOINT_NAME = "last.pth"
 
 
 def save_checkpoint(path: str | Path, checkpoint: Mapping) -> Path:

@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mixnet.io.atomic import atomic_write
+from mixnet.atomic import atomic_write
 from mixnet.models.archfile import is_arch_file, load_arch
 from mixnet.models.configs import KernelSpec
 from mixnet.models.preprocess import INTERPOLATIONS
@@ -132,6 +132,11 @@ class TrainConfig:
     )
     seed: int = option(0, "random seed")
     deterministic: bool = option(False, "deterministic algorithms (slower; bit-exact reruns and resumes)")
+    seeded_augmentation: bool = option(
+        False,
+        "draw each image's augmentation from its own seed (run seed, epoch, index), not from the generator that "
+        "model init and dropout consume: runs of different architectures with one seed see identical batches",
+    )
     eval_every: int = option(1, "evaluate on the held-out split every this many epochs (and after the last)")
     progress: bool | None = option(
         None, "progress bars; none: only when stderr is a terminal (otherwise a line per epoch)"

@@ -1,5 +1,12 @@
 """The data part of a run: train/val sets, the batch fitted to them, and loaders whose order and augmentation
-are a function of (seed, epoch, rank), so a resumed run draws what an unbroken one would have.
+are a function of (seed, epoch), so a resumed run draws what an unbroken one would have.
+
+With ``seeded_augmentation`` (the kernel study and the search's retraining turn it on), augmentation draws
+from a generator of its own, seeded per sample from (seed, epoch, index) (:class:`SeededSamples`), never
+from the global generator that model initialisation and dropout consume: two architectures trained with one
+seed see the same images, order and augmentation, so their per-seed difference is the architecture's alone,
+and the stream is the same with any number of loader workers. Off, torchvision's transforms draw from the
+global generator (and, with workers, from worker seeds drawn from the epoch's loader generator).
 
 Training shards with ``DistributedSampler`` (one shard when alone); validation with :class:`ShardSampler`,
 each process evaluating its part of the set exactly once.
@@ -10,6 +17,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -48,6 +56,37 @@ def fit_batch(batch_size: int, accum_steps: int, images: int, world_size: int) -
     return fitted
 
 
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of sample ``index``'s augmentation in ``epoch`` of a run with ``seed`` (a 63-bit integer)."""
+    # SeedSequence hashes the triple, so nearby (seed, epoch, index) give unrelated streams.
+    entropy = [seed % 2**64, epoch, index]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class SeededSamples(Dataset):
+    """``dataset`` with each item's random transforms drawn from a generator seeded by (seed, epoch, index).
+
+    torchvision's transforms draw from torch's global generator; each item is read inside
+    ``torch.random.fork_rng``, seeded for that item, so the global stream of the process is left as it was.
+
+    Attributes:
+        dataset: the wrapped data set (its transform applied in ``__getitem__``).
+        seed: the run's seed.
+        epoch: the current epoch (set by :meth:`EpochLoader.for_epoch` before each epoch's iteration).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, epoch: int = 0) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, self.epoch, index))
+            return self.dataset[index]
+
+
 @dataclass
 class EpochLoader:
     """A sharded, shuffled training loader re-seeded for each epoch (:meth:`for_epoch`).
@@ -71,16 +110,27 @@ class EpochLoader:
     def for_epoch(self, epoch: int) -> DataLoader:
         """The loader, shuffled and seeded for ``epoch``."""
         self.sampler.set_epoch(epoch)
-        # Worker seeds are drawn from this generator: seeding it by epoch makes augmentation with workers
-        # independent of how the run was split into resumed pieces.
+        if isinstance(self.loader.dataset, SeededSamples):
+            # Set before the iterator is made: workers (not persistent) receive the dataset with this epoch.
+            self.loader.dataset.epoch = epoch
+        # Worker seeds are drawn from this generator: seeding it by epoch keeps whatever a worker draws outside
+        # the per-sample augmentation seeds independent of how the run was split into resumed pieces.
         self.generator.manual_seed(loader_seed(self.seed, epoch, self.info.rank, self.info.world_size))
         return self.loader
 
 
 def epoch_loader(
-    dataset: Dataset, info: DistInfo, *, batch_size: int, seed: int, accum_steps: int = 1, workers: int = 0
+    dataset: Dataset,
+    info: DistInfo,
+    *,
+    batch_size: int,
+    seed: int,
+    accum_steps: int = 1,
+    workers: int = 0,
+    seeded_augmentation: bool = False,
 ) -> EpochLoader:
-    """The training loader of ``dataset`` for this process.
+    """The training loader of ``dataset`` for this process (augmentation seeded per sample when
+    ``seeded_augmentation``: :class:`SeededSamples`).
 
     Raises:
         ValueError: fewer images than one optimizer step needs (see :func:`fit_batch`).
@@ -90,7 +140,7 @@ def epoch_loader(
     )
     generator = torch.Generator()
     loader = DataLoader(
-        dataset,
+        SeededSamples(dataset, seed) if seeded_augmentation else dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
@@ -160,7 +210,13 @@ def build_train_data(config: TrainConfig, info: DistInfo) -> TrainData:
             stacklevel=2,
         )
     train = epoch_loader(
-        train_ds, info, batch_size=batch, seed=config.seed, accum_steps=config.accum_steps, workers=config.workers
+        train_ds,
+        info,
+        batch_size=batch,
+        seed=config.seed,
+        accum_steps=config.accum_steps,
+        workers=config.workers,
+        seeded_augmentation=config.seeded_augmentation,
     )
     val = val_loader(val_ds, info, batch_size=2 * batch, workers=config.workers)
     return TrainData(train, val, list(class_names), batch)

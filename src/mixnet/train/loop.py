@@ -27,7 +27,7 @@ from mixnet.io.spec import ModelSpec
 from mixnet.measure.threads import threads as thread_count
 from mixnet.progress import show_progress
 from mixnet.runtime import amp_dtype as resolve_amp_dtype
-from mixnet.train.checkpoint import load_checkpoint, save_checkpoint
+from mixnet.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from mixnet.train.config import TrainConfig
 from mixnet.train.distributed import (
     DistInfo,
@@ -44,7 +44,6 @@ from mixnet.train.report import MetricsLogger, plot_curves
 from mixnet.train.resume import check_resume, gather_rng, restore_state
 from mixnet.train.state import build_model, build_state, distribute
 
-CHECKPOINT_NAME = "last.pth"
 WEIGHTS_NAME = "model.safetensors"
 
 

@@ -79,10 +79,9 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 def plot_curves(rows: Sequence[dict], out_dir: str | Path) -> list[Path]:
     """Writes ``loss.png`` (train and val loss) and ``accuracy.png`` (val top-1, EMA too) per epoch."""
-    import matplotlib
+    from mixnet.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")  # files only; no display needed
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(out_dir)
     written = []
@@ -100,8 +99,5 @@ def plot_curves(rows: Sequence[dict], out_dir: str | Path) -> list[Path]:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-        fig.tight_layout()
-        fig.savefig(out_dir / name)
-        plt.close(fig)
-        written.append(out_dir / name)
+        written.append(save_figure(fig, out_dir / name))
     return written

@@ -1,4 +1,4 @@
-"""Files that a kill or a full disk cannot corrupt.
+"""Files that a kill or a full disk cannot corrupt: the atomic write, and text, JSON and CSV written with it.
 
 Every file is written to a temporary name in the same folder, flushed and fsynced, then moved over the
 old one with ``os.replace`` (atomic on POSIX and Windows), and the folder is fsynced so the rename itself
@@ -12,9 +12,11 @@ mode some writers give their files.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # Writers that do not raise OSError name a full disk in their message (safetensors: Rust's io::Error).
@@ -85,3 +87,32 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Writes ``text`` to ``path`` atomically (a kill or a full disk leaves the previous file)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json(path: str | Path, value) -> Path:
+    """Writes ``value`` as indented JSON, atomically."""
+    return write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def write_csv(path: str | Path, rows: Sequence[dict], columns: Sequence[str]) -> Path:
+    """Writes ``rows`` as CSV with ``columns`` (lists joined with spaces, missing values empty), atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(columns)
+            for row in rows:
+                w.writerow([_cell(row.get(c)) for c in columns])
+
+    return atomic_write(path, write)
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, list):
+        return " ".join(f"{x:g}" for x in value)
+    return "" if value is None else value
