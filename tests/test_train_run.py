@@ -155,6 +155,10 @@ def test_wrong_checkpoint_for_resume_or_pretrained_names_the_mismatch(digits10, 
         loop.train(_config(digits10, tmp_path / "a", epochs=2, resume=str(r.checkpoint), model="mixnet_m"))
     with pytest.raises(CheckpointError, match="trained with opt 'rmsproptf', but this run uses 'adamw'"):
         loop.train(_config(digits10, tmp_path / "o", epochs=2, resume=str(r.checkpoint), opt="adamw"))
+    config_before = (r.run_dir / "config.json").read_bytes()
+    with pytest.raises(CheckpointError, match="trained with seeded_augmentation=False, but this run uses True"):
+        loop.train(_config(digits10, r.run_dir, epochs=2, resume=str(r.checkpoint), seeded_augmentation=True))
+    assert (r.run_dir / "config.json").read_bytes() == config_before  # a refused resume keeps the record
     with pytest.raises(CheckpointError, match="has 10 classes.*data has 5 classes"):
         loop.train(_config(digits5, tmp_path / "b", epochs=2, resume=str(r.checkpoint)))
     with pytest.raises(

@@ -108,7 +108,9 @@ def plain_warnings() -> Iterator[None]:
 
 # Optional dependencies and the pip extra that installs each.
 EXTRA_OF = {
-    **dict.fromkeys(["torchvision", "PIL", "tqdm", "matplotlib", "sklearn", "mlxtend", "yaml", "tomli"], "train"),
+    **dict.fromkeys(
+        ["torchvision", "PIL", "tqdm", "matplotlib", "sklearn", "scipy", "mlxtend", "yaml", "tomli"], "train"
+    ),
     **dict.fromkeys(["onnx", "onnxruntime", "onnxscript", "openvino"], "export"),
     "timm": "bench",
     "huggingface_hub": "hub",

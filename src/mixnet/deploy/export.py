@@ -132,8 +132,8 @@ def _writing(path: Path, *tmps: Path) -> Iterator[None]:
     errors), so the command line prints one line."""
     try:
         yield
-    except Exception as e:
-        full = disk_full(e, path.parent)  # before the partial files go
+    except BaseException as e:  # a Ctrl-C during the write leaves no partial file either
+        full = isinstance(e, Exception) and disk_full(e, path.parent)  # before the partial files go
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
         if full:

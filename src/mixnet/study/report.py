@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 
 from mixnet.experiment.stats import Paired, holm_correct, paired
 from mixnet.models.configs import KernelSpec
-from mixnet.study.contrasts import contrast_lines
+from mixnet.study.contrasts import ALPHA, contrast_lines
 from mixnet.study.curves import slope_lines
 from mixnet.study.paper import PAPER_CURVES, PaperCurve
-
-ALPHA = 0.05
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ BUILTIN_DIR = "builtin"
 BUILTIN_DATA = ("digits", "cluttered-digits")
 # Study-level keys that set training options themselves; [train] must not repeat them.
 _OWN_TRAIN_KEYS = {"model", "data", "img_size", "seed", "kernels", "width_mult", "out", "resume", "preset"}
+_OWN_TRAIN_KEYS |= {"seeded_augmentation"}  # every study run is paired
 
 
 class StudyError(MixnetError, ValueError):
@@ -369,8 +370,8 @@ def _check_contrasts(study: Study) -> None:
         a, b = variant_key(study, c.a), variant_key(study, c.b)
         _need(a != b, src, f"contrast {c.name!r} compares {a} with itself")
         resolved.append(Contrast(c.name, a, b, c.positive_control))
-    pairs = [(c.a, c.b) for c in resolved]
-    same = sorted({f"{b} - {a}" for a, b in pairs if pairs.count((a, b)) > 1})
+    pairs = [frozenset((c.a, c.b)) for c in resolved]  # b - a and a - b are one comparison
+    same = sorted({f"{c.b} - {c.a}" for c in resolved if pairs.count(frozenset((c.a, c.b))) > 1})
     _need(not same, src, f"contrasts repeat a comparison: {', '.join(same)}")
     object.__setattr__(study, "contrasts", tuple(resolved))
 

@@ -83,7 +83,9 @@ class SeededSamples(Dataset):
 
     def __getitem__(self, index: int):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, self.epoch, index))
+            # The CPU generator only (torchvision's transforms draw from it): torch.manual_seed would reseed
+            # the CUDA generators too, which fork_rng(devices=[]) does not restore.
+            torch.default_generator.manual_seed(sample_seed(self.seed, self.epoch, index))
             return self.dataset[index]
 
 

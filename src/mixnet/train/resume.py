@@ -39,6 +39,13 @@ def check_resume(ckpt: dict, path: str, config: TrainConfig, class_names: list[s
             "optimizer state cannot carry over (resume with the same --opt, or start a new run with "
             f"--weights {path})"
         )
+    # A resumed run must draw its augmentation as it started, or its epochs mix two data streams.
+    saved_seeded = bool((ckpt.get("args") or {}).get("seeded_augmentation", False))
+    if saved_seeded != config.seeded_augmentation:
+        raise CheckpointError(
+            f"checkpoint {path!r} was trained with seeded_augmentation={saved_seeded}, but this run uses "
+            f"{config.seeded_augmentation}: resume with the same setting"
+        )
     check_state_dict(model, ckpt["model"], f"checkpoint {path!r}")
 
 
