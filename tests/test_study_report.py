@@ -116,7 +116,7 @@ def test_contrast_lines_match_scipy_paired_t_tests_with_holm():
     assert holm[0] < 0.05 < holm[1]  # the fixed numbers exercise both verdicts
     assert "| k5 over k3 (positive control) | mobilenet_v2-k5 - mobilenet_v2-k3 | +2.05 |" in text
     assert "Positive control `k5 over k3`: resolved" in text
-    assert "Holm-corrected over the 3 contrasts" in text
+    assert "Holm-corrected over the 3 contrasts" in text and "(n seeds that both finished, n = 4)" in text
 
 
 def test_the_smallest_detectable_difference_has_the_stated_power():

@@ -77,9 +77,10 @@ def contrast_lines(study, summary: Sequence[dict]) -> list[str]:
         lines += ["One seed: no significance can be claimed; each difference is a single pair of runs.", ""]
         return lines
     lines.append(
-        f"Each contrast pairs the two variants' runs of the same seed ({seeds} seeds): the mean per-seed "
-        f"difference, its 95% CI (Student's t, {seeds - 1} degrees of freedom) and two-sided p, Holm-corrected "
-        f"over the {_tested(results)} contrasts; resolved: corrected p < {ALPHA}."
+        "Each contrast pairs the two variants' runs of the same seed "
+        f"(n seeds that both finished, {_seed_counts(results)}): the mean per-seed difference, its 95% CI "
+        "(Student's t, n - 1 degrees of freedom) and two-sided p, "
+        f"Holm-corrected over the {_tested(results)} contrasts; resolved: corrected p < {ALPHA}."
     )
     for spec, c in zip(study.contrasts, results, strict=True):
         if spec.positive_control:
@@ -96,7 +97,14 @@ def contrast_lines(study, summary: Sequence[dict]) -> list[str]:
     if not math.isnan(mdd):
         lines.append(
             f"Smallest detectable difference: {mdd:.2f} points (power {POWER:.0%} at level {ALPHA}/{_tested(results)}, "
-            f"from the contrasts' paired SD over {seeds} seeds); a true effect smaller than this may stay unresolved."
+            f"from the contrasts' paired SD at {min(c.n for c in results if c.n >= 2)} seeds); a true effect smaller "
+            "than this may stay unresolved."
         )
     lines.append("")
     return lines
+
+
+def _seed_counts(results: Sequence[Paired]) -> str:
+    """``n = 3`` when every contrast pairs the same number of seeds, else the range ``n = 2 to 3``."""
+    ns = sorted({c.n for c in results})
+    return f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]} to {ns[-1]}"
