@@ -305,7 +305,8 @@ def test_supernet_training_resumes_exactly(tmp_path, folder, monkeypatch):
     space = tiny_space(**SMALL)
     splits = strain.build_splits(str(folder), 16, search_fraction=0.25, seed=0, crop_scale=(0.8, 1.0), crop_pct=1.0)
     assert len(splits.search_val) == 16 and len(splits.train) == 48
-    kw = dict(epochs=2, batch_size=16, lr=0.01, weight_decay=0.0, seed=0, log=lambda *a: None)
+    recipe = strain.supernet_recipe(epochs=2, batch_size=16, lr=0.01, weight_decay=0.0, seed=0)
+    kw = dict(config=recipe, log=lambda *a: None)
     whole = strain.train_supernet(space, splits, tmp_path / "whole", DistInfo(), **kw)
 
     real = strain.save_checkpoint

@@ -38,9 +38,8 @@ def test_the_supernet_trains_on_the_training_loops_parts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(strain, "save_checkpoint", save)
     lr, epochs = 0.01, 2
-    net = strain.train_supernet(
-        space, splits, tmp_path / "out", DistInfo(), epochs=epochs, batch_size=8, lr=lr, weight_decay=0.1, seed=5
-    )
+    recipe = strain.supernet_recipe(epochs=epochs, batch_size=8, lr=lr, weight_decay=0.1, seed=5)
+    net = strain.train_supernet(space, splits, tmp_path / "out", DistInfo(), recipe)
     steps = epochs * (27 // 8)  # full batches only
     # Step t trains the path drawn for (seed, t), whatever the process or resume.
     assert trained == [strain.path_of_step(space, 5, t) for t in range(steps)]

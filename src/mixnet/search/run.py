@@ -24,7 +24,7 @@ from mixnet.search.config import SearchConfig, upgrade_record
 from mixnet.search.evolve import Evaluator, Objective, best, check_target, evolution_search, random_search
 from mixnet.search.latency import LatencyTable, load_table, measure_configs, measure_table
 from mixnet.search.space import SKIP, Arch, SearchSpace
-from mixnet.search.train import build_splits, train_supernet
+from mixnet.search.train import build_splits, supernet_recipe, train_supernet
 from mixnet.train.distributed import DistInfo, cleanup_distributed, init_distributed
 
 RECORD = "search.json"
@@ -125,11 +125,7 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             table = table or latency_table(cfg, space, out, num_classes, log)
             target = _target(cfg, space, table, out, log, skeleton)
             check_target(table, target)
-        supernet = train_supernet(
-            space,
-            splits,
-            out,
-            info,
+        recipe = supernet_recipe(
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
@@ -137,8 +133,8 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             seed=cfg.seed,
             workers=cfg.workers,
             threads=cfg.threads,
-            log=log,
         )
+        supernet = train_supernet(space, splits, out, info, recipe, log=log)
         if not info.is_main:
             return None
     finally:

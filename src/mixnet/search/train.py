@@ -106,32 +106,12 @@ def supernet_recipe(
 
 
 def train_supernet(
-    space: SearchSpace,
-    splits: Splits,
-    out: Path,
-    info: DistInfo,
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    seed: int,
-    workers: int = 0,
-    threads: int = 0,
-    log=print,
+    space: SearchSpace, splits: Splits, out: Path, info: DistInfo, config: TrainConfig, *, log=print
 ) -> SuperNet:
-    """Trains (or resumes training) the supernet with the training loop's parts; returns it (unwrapped)
-    after the last epoch."""
-    config = supernet_recipe(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        seed=seed,
-        workers=workers,
-        threads=threads,
-    )
-    with thread_count(threads or None):
+    """Trains (or resumes training) the supernet on ``config`` (:func:`supernet_recipe`) with the training
+    loop's parts; returns it (unwrapped) after the last epoch."""
+    seed, epochs = config.seed, config.epochs
+    with thread_count(config.threads or None):
         torch.manual_seed(seed)
         out.mkdir(parents=True, exist_ok=True)
         batch = fit_batch(config.batch_size, 1, len(splits.train), info.world_size)
