@@ -5,13 +5,18 @@ import pytest
 from scipy import ndimage
 
 from mixnet.data import digits
-from mixnet.data.cued import CUE, GAP, MARGIN, VAL_SIZE, cued, cued_digits
+from mixnet.data.cued import CANVAS, CUE, CUED, GAP, MARGIN, TRAIN_SIZE, VAL_SIZE, cued, cued_digits, shrink
+
+
+def _digits():
+    images, labels = digits.load_digits_arrays()
+    return shrink(images), labels
 
 
 @pytest.fixture(scope="module")
 def val_set():
     tr, va = digits.digits_split(0.1, 0)
-    images, labels = digits.load_digits_arrays()
+    images, labels = _digits()
     return images[va], labels[va], cued(images[va], labels[va], 2000, seed=5)
 
 
@@ -60,7 +65,7 @@ def test_val_canvases_hold_only_held_out_digits():
     train, val, classes = cued_digits(None, None, train_size=20, val_size=30)
     assert classes == [str(i) for i in range(10)]
     tr, va = digits.digits_split(0.1, 0)
-    images, _ = digits.load_digits_arrays()
+    images, _ = _digits()
     owner = {images[i].tobytes(): "train" for i in tr} | {images[i].tobytes(): "val" for i in va}
     side = images.shape[1]
     for ds, split in ((train, "train"), (val, "val")):
@@ -78,3 +83,28 @@ def test_defaults_and_bad_settings():
         cued(images, labels, 1, canvas=50)
     with pytest.raises(ValueError, match="no layout"):
         cued(images, labels, 1, canvas=64, gap=40)
+
+
+def test_shrink_averages_whole_blocks_and_leaves_other_sizes():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    small = shrink(images)
+    assert small.shape == (3, 14, 14)
+    assert small[1, 2, 3] == round(images[1, 4:6, 6:8].astype(float).mean())
+    eights = rng.integers(0, 256, (2, 8, 8), dtype=np.uint8)
+    assert shrink(eights) is eights
+
+
+def test_the_built_in_set_is_48_px_canvases_of_half_size_digits():
+    from mixnet.data.datasets import build_datasets, is_builtin
+    from mixnet.train.config import data_defaults
+
+    assert is_builtin(CUED) and not is_builtin(f"./{CUED}")
+    train, val, classes = build_datasets(CUED, train_tf=None, val_tf=None)
+    assert (len(train), len(val), classes) == (TRAIN_SIZE, VAL_SIZE, [str(i) for i in range(10)])
+    assert train.images.shape[1:] == val.images.shape[1:] == (CANVAS, CANVAS) == (48, 48)
+    assert data_defaults(CUED) == {"img_size": 48, "hflip": 0.0, "crop_scale": (1.0, 1.0), "crop_pct": 1.0}
+    # The marked digit is far from the cue: no val canvas can be answered from the cue's neighbourhood.
+    _, _, layouts = cued(*_digits(), 200, seed=3)
+    dist = [np.hypot(*(lay.boxes[lay.marked] + 6.5 - np.array(lay.cue) - (CUE - 1) / 2)) for lay in layouts]
+    assert min(dist) >= GAP + 7

@@ -83,6 +83,20 @@ def test_train_transform_shape_and_options():
     assert crop.interpolation == T.InterpolationMode.BICUBIC
 
 
+@pytest.mark.parametrize("size", [(48, 48), (50, 70), (90, 40), (60, 50)])
+def test_whole_image_crop_equals_random_resized_crop_at_full_scale(size):
+    # At scale (1, 1) torchvision's crop can only fall back to the whole image (cut to the ratio range);
+    # the deterministic crop must give the same pixels for square, tall, wide and in-range images.
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    ops = train_transform(24, scale=(1.0, 1.0), hflip=0.0).transforms
+    assert isinstance(ops[0], data.transforms.WholeImageCrop)
+    reference = T.RandomResizedCrop(
+        24, scale=(1.0, 1.0), ratio=(3 / 4, 4 / 3), interpolation=T.InterpolationMode.BICUBIC
+    )
+    torch.manual_seed(0)
+    assert np.array_equal(np.asarray(ops[0](img)), np.asarray(reference(img)))
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

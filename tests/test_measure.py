@@ -71,7 +71,7 @@ def test_agreement_is_relative_to_the_reference_scale_as_in_the_export_check():
 
 def test_study_and_search_time_whole_nets_with_the_one_harness(monkeypatch):
     """Both latency measurers go through net_latencies_ms, so their milliseconds are comparable."""
-    from mixnet.search import latency as search_latency
+    from mixnet.search import netcost
     from mixnet.search.space import SearchSpace
     from mixnet.study import latency as study_latency
     from mixnet.study.spec import study_from_dict
@@ -82,11 +82,11 @@ def test_study_and_search_time_whole_nets_with_the_one_harness(monkeypatch):
         seen.append(len(contenders))
         return {k: 1.0 for k in contenders}
 
-    monkeypatch.setattr(search_latency, "net_latencies_ms", fake)
+    monkeypatch.setattr(netcost, "net_latencies_ms", fake)
     monkeypatch.setattr(study_latency, "net_latencies_ms", fake)
     space = SearchSpace()
     configs = [space.config(space.sample(random.Random(i))) for i in range(2)]
-    got = search_latency.measure_configs(configs, img_size=32, batch=1, threads=1)
+    got = netcost.measure_configs(configs, img_size=32, batch=1, threads=1)
     assert got == [1.0, 1.0]
     raw = {"name": "t", "models": ["mobilenet_v2"], "width_mult": 0.25, "variants": ["k3", "k3.5"], "seeds": [0]}
     study = study_from_dict({**raw, "data": "unused", "img_size": 16}, check_data=False)

@@ -68,7 +68,7 @@ def test_two_architectures_of_one_seed_see_identical_batches(digits4, tmp_path, 
 
 def test_the_study_and_the_search_retraining_train_with_seeded_augmentation(tmp_path):
     from mixnet.search.config import SearchConfig
-    from mixnet.search.retrain import train_config
+    from mixnet.search.standalone import train_config
     from mixnet.study.spec import load_study
 
     study = load_study("small", check_data=False)

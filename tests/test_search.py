@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import random
+import statistics
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ import mixnet
 from mixnet.models.arch import expand_rows
 from mixnet.models.archfile import load_arch, save_arch
 from mixnet.search.evolve import Objective, arch_key, check_target, evolution_search, random_search
-from mixnet.search.latency import LatencyTable, choice_key, load_table, machine, measure_table, predictor_error
+from mixnet.search.latency import LatencyTable, choice_key, load_table, machine, measure_table
+from mixnet.search.predictor import predictor_error
 from mixnet.search.space import SKIP, SearchSpace
 from mixnet.search.supernet import SuperNet
 
@@ -158,6 +160,22 @@ def test_supernet_paths_equal_the_extracted_standalone_nets(space):
             assert (supernet(x, arch) - net(x)).abs().max().item() <= 1e-5
 
 
+def test_expansion_1_paths_train_weights_of_their_own():
+    """An expansion-1 path trains the block's own depthwise/SE/projection weights, never the expanded paths'."""
+    space = tiny_space()
+    supernet = SuperNet(space, 5).train()
+    torch.nn.init.normal_(supernet.classifier.weight)
+    e1 = next(c for c in space.choices() if c.expand == 1 and c.se)
+    supernet(torch.randn(4, 3, 16, 16), (e1,) * 3).sum().backward()
+    for block in supernet.blocks:
+        assert block.tail_e1.dw_w.grad.abs().sum() > 0 and block.tail_e1.project_w.grad.abs().sum() > 0
+        assert block.tail.dw_w.grad is None and block.tail.project_w.grad is None and block.expand_w.grad is None
+    # Extracting the path copies the expansion-1 weights out (the equality test covers the outputs).
+    state = supernet.extract((e1,) * 3).state_dict()
+    first = supernet.blocks[0]
+    assert torch.equal(state["stages.0.0.project_conv.convs.0.weight"], first.tail_e1.project_w)
+
+
 def test_supernet_trains_every_part_it_uses():
     space = tiny_space()
     supernet = SuperNet(space, 5).train()
@@ -168,10 +186,11 @@ def test_supernet_trains_every_part_it_uses():
     loss = supernet(torch.randn(4, 3, 16, 16), arch).sum()
     loss.backward()
     block = supernet.blocks[1]
-    assert block.dw_w.grad.abs().sum() > 0 and block.se_reduce_w.grad.abs().sum() > 0
+    assert block.tail.dw_w.grad.abs().sum() > 0 and block.tail.se_reduce_w.grad.abs().sum() > 0
+    assert block.tail_e1.dw_w.grad is None  # an expanded path leaves the expansion-1 weights alone
     # The corners of the 11x11 superkernel belong to no channel of the first (3x3) group.
     mid = 8 * 6
-    first = block.dw_w.grad[: mid // 5 + mid % 5]
+    first = block.tail.dw_w.grad[: mid // 5 + mid % 5]
     assert first[:, :, 0, 0].abs().sum() == 0 and first[:, :, 5, 5].abs().sum() > 0
 
 
@@ -186,12 +205,16 @@ def test_latency_table_format_prediction_and_refusal(tmp_path):
     assert table.unit == "ms" and table.runtime == "eager" and table.machine["cpu"] == machine()["cpu"]
     arch = space.sample(random.Random(0))
     assert table.predict(arch) == pytest.approx(
-        table.fixed + sum(r[choice_key(c)] for r, c in zip(table.entries, arch, strict=True))
+        table.fixed + table.scale * sum(r[choice_key(c)] for r, c in zip(table.entries, arch, strict=True))
     )
+    assert table.scale > 0
     assert table.fastest() <= table.predict(arch) <= table.slowest()
     path = table.save(tmp_path / "t.json")
     same = load_table(path, expect={"threads": 1, "batch": 1, "img_size": 16})
-    assert same.entries == table.entries and same.fixed == table.fixed
+    assert same.entries == table.entries and same.fixed == table.fixed and same.scale == table.scale
+    v2 = {k: v for k, v in json.loads(path.read_text()).items() if k != "scale"} | {"version": 2}
+    (tmp_path / "v2.json").write_text(json.dumps(v2))
+    assert load_table(tmp_path / "v2.json").scale == 1.0  # a table from before the fitted scale
     with pytest.raises(ValueError, match="threads 1 \\(wanted 2\\)"):
         load_table(path, expect={"threads": 2})
     d = json.loads(path.read_text())
@@ -249,12 +272,64 @@ def test_deployed_runtimes_are_tabled_and_checked(runtime):
     assert math.isfinite(result["mean_abs_error"])
 
 
-def test_predictor_error_is_reported():
+def test_predictor_error_is_checked_in_a_fresh_process_with_extremes_and_the_target_region(monkeypatch):
+    import os
+
+    from mixnet.search import netcost
+    from mixnet.search.latency import extreme
+
     space = tiny_space(**SMALL)
     table = _table(space)
-    result = predictor_error(table, space, n=4, seed=0, rounds=2)
-    assert len(result["measured"]) == len(result["predicted"]) == 4
-    assert all(m > 0 for m in result["measured"]) and math.isfinite(result["mean_abs_error"])
+    pids = []
+    real = netcost.subprocess.run
+
+    def recording(cmd, **kw):
+        proc = real(
+            [
+                *cmd[:1],
+                "-c",
+                "import os, runpy, sys; print(os.getpid()); sys.argv = sys.argv[1:]; "
+                "runpy.run_module('mixnet.search.netcost', run_name='__main__')",
+                "x",
+                *cmd[3:],
+            ],
+            **kw,
+        )
+        pids.append(int(proc.stdout.split()[0]))
+        return proc
+
+    monkeypatch.setattr(netcost.subprocess, "run", recording)
+    target = table.predict(extreme(space, table)) * 1.2
+    result = predictor_error(table, space, n=4, seed=0, rounds=2, target=target)
+    assert pids and os.getpid() not in pids and result["fresh_process"]
+    assert result["regions"] == ["uniform"] * 4 + ["extreme"] * 2 + ["target"] * 2
+    assert len(result["measured"]) == len(result["predicted"]) == 8 and all(m > 0 for m in result["measured"])
+    assert all(p <= target for p, r in zip(result["predicted"], result["regions"], strict=True) if r == "target")
+    assert result["predicted"][4] == table.fastest() and result["predicted"][5] == table.slowest()
+    assert set(result["by_region"]) == {"uniform", "extreme", "target"} and result["by_region"]["target"]["n"] == 2
+    errors = [abs(p - m) / m for p, m in zip(result["predicted"], result["measured"], strict=True)]
+    assert result["mean_abs_error"] == pytest.approx(statistics.fmean(errors))
+
+
+def test_the_latency_line_is_a_least_squares_fit_over_the_range():
+    import numpy as np
+
+    from mixnet.search.latency import calibration_archs, cheap_sample, extreme, fit_line
+
+    x, y = [1.0, 2.0, 4.0, 7.0], [2.1, 2.9, 5.2, 7.8]
+    slope, intercept = np.polyfit(x, y, 1)
+    assert fit_line(x, y) == (pytest.approx(slope, abs=1e-5), pytest.approx(intercept, abs=1e-5))
+    assert fit_line([2.0, 2.0], [3.0, 3.5]) == (1.0, 1.25)  # no spread: scale 1, the median offset
+    space = tiny_space(**SMALL)
+    entries = [{choice_key(c): 0.1 + 0.01 * i + 0.05 * c.expand for i, c in enumerate(space.choices())}] * 3
+    table = LatencyTable("tiny", 16, 1, 1, "eager", True, machine(), 0.5, entries)
+    assert table.predict(extreme(space, table)) == table.fastest()
+    assert table.predict(extreme(space, table, dearest=True)) == table.slowest()
+    rng = random.Random(0)
+    median = statistics.median(entries[0].values())
+    assert all(entries[0][choice_key(c)] <= median for _ in range(20) for c in cheap_sample(space, table, rng))
+    archs = calibration_archs(space, table, 10, seed=1)
+    assert len(archs) == 10 and archs[-2:] == [extreme(space, table), extreme(space, table, dearest=True)]
 
 
 def test_objective_and_unreachable_target():
@@ -351,6 +426,9 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
         retrain_epochs=1,
         seeds=(0,),
         recal_batches=1,
+        check_ranking=4,
+        check_ranking_epochs=1,
+        latency_check=0,  # the hand-made table predicts no real time
     )
     out = tmp_path / "search"
     lines: list[str] = []
@@ -360,9 +438,24 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
         assert (out / name).exists(), name
     candidates = (out / "candidates.jsonl").read_text().splitlines()
     retrained = (out / "retrain.jsonl").read_text().splitlines()
-    assert len(retrained) == 3 and all(json.loads(r)["status"] == "ok" for r in retrained)
+    # found, random best, the scaled skeleton, and the ranking check's median random net and MACs pick
+    assert len(retrained) == 5 and all(json.loads(r)["status"] == "ok" for r in retrained)
+    ranking = json.loads((out / "ranking.json").read_text())
+    ranked = (out / "ranking.jsonl").read_text().splitlines()
+    assert ranking["nets"] == len(ranked) == 4 and {"supernet", "macs", "params"} <= set(ranking)
+    assert all(r["latency"] <= 12.0 for r in ranking["rows"])  # feasible nets only
+    assert ranking["macs_pick"] == max(ranking["rows"], key=lambda r: (r["macs"], r["supernet_top1"]))["run"]
     report = (out / "report.md").read_text()
     assert "Did the search win?" in report and "one seed: no significance can be claimed" in report
+    summary = json.loads((out / "search_summary.json").read_text())
+    assert summary["training_paths"]["sampling"] == "feasible" and summary["training_paths"]["meet_target"] == 1.0
+    assert summary["training_paths"]["steps"] == 3  # one epoch of 3 full batches of 16 on the 48 training images
+    noise = summary["score_noise"]
+    assert noise["ranking_images"] == 16 and noise["ratio"] == pytest.approx(
+        noise["noise_sd"] / noise["spread_sd"], abs=1e-4
+    )
+    assert "paths repaired to meet the target (100% of its 3 training paths" in report
+    assert "one supernet score's noise SD" in report
     found = mixnet.create_model(str(out / "found.json"), num_classes=4)
     assert SearchSpace().of_config(found.config)  # a point of the space
 
@@ -370,6 +463,8 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
     assert again.found == result.found
     assert (out / "candidates.jsonl").read_text().splitlines() == candidates  # nothing re-evaluated
     assert (out / "retrain.jsonl").read_text().splitlines() == retrained  # nothing retrained
+    assert (out / "ranking.jsonl").read_text().splitlines() == ranked  # no ranking net trained again
+    assert "## Does the supernet rank nets?" in report
     with pytest.raises(ValueError, match="holds results of a different search \\(differs in: population\\)"):
         run_search(SearchConfig(**{**cfg.__dict__, "population": 5}), out, log=lines.append)
     with pytest.raises(ValueError, match="fastest reachable"):
@@ -392,19 +487,22 @@ def test_a_refused_latency_table_leaves_no_folder(tmp_path, folder):
     assert not (tmp_path / "out").exists()
 
 
-def test_retraining_uses_the_study_recipe():
-    """The search's retrained nets and the small kernel study's variants train with one recipe."""
+def test_standalone_runs_take_the_search_data_and_the_frozen_recipe(tmp_path):
+    """The ranking check and the retraining train with the search's data, size and crops under one recipe;
+    the check's shorter schedule overrides the epochs alone."""
+    from mixnet.experiment.runs import RECIPES
     from mixnet.search.config import SearchConfig
-    from mixnet.search.retrain import train_config
-    from mixnet.study import load_study
+    from mixnet.search.standalone import RECIPE, train_config
 
-    study = load_study("small", check_data=False)
-    variant = study.runs()[0]
-    ours = train_config(SearchConfig(), Path("r"), variant.seed, width=study.width_mult).to_dict()
-    theirs = study.train_config(variant, "r").to_dict()
-    machine_options = {"threads", "workers", "progress", "kernels", "model", "device"}
-    differ = {k for k in ours if ours[k] != theirs[k]} - machine_options
-    assert differ == set(), {k: (ours[k], theirs[k]) for k in differ}
+    space = SearchSpace()
+    found = str(save_arch(tmp_path / "found.json", space.config(space.sample(random.Random(0)))))
+    cfg = SearchConfig(img_size=36, retrain_epochs=5, crop_scale=(0.7, 1.0), crop_pct=0.9)
+    run = train_config(cfg, Path("r"), 3, arch=found)
+    assert (run.data, run.img_size, run.epochs, run.seed, run.arch) == (cfg.data, 36, 5, 3, found)
+    assert tuple(run.crop_scale) == (0.7, 1.0) and run.crop_pct == 0.9 and run.seeded_augmentation
+    assert (run.lr, run.batch_size) == (RECIPES[RECIPE].options["lr"], RECIPES[RECIPE].options["batch_size"])
+    short = train_config(cfg, Path("r"), 3, arch=found, epochs=2)
+    assert short.epochs == 2 and {**short.to_dict(), "epochs": 5} == run.to_dict()
 
 
 @pytest.mark.slow
@@ -468,3 +566,125 @@ def test_search_report_names_what_is_missing(tmp_path):
     with pytest.raises(ValueError, match="the search has not finished \\(no search_summary.json"):
         write_search_report(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["search.json"]
+
+
+def _feasible_setup():
+    from mixnet.search.config import SearchConfig
+
+    space = tiny_space(**SMALL)
+    table, objective, _, _ = _fake(space)
+    return space, table, SearchConfig(target=objective.target, seed=3)
+
+
+def test_the_supernet_trains_on_paths_that_meet_the_target():
+    """Constraint-aware sampling: every training path is feasible, where uniform paths mostly are not."""
+    from mixnet.search.run import training_path_share, training_sampler
+    from mixnet.search.train import path_of_step, training_paths
+
+    space, table, cfg = _feasible_setup()
+    sample = training_sampler(cfg, space, table, cfg.target)
+    paths = training_paths(space, cfg.seed, 200, sample)
+    assert all(table.predict(p) <= cfg.target for p in paths) and len({arch_key(p) for p in paths}) > 100
+    uniform = training_paths(space, cfg.seed, 200)
+    assert sum(table.predict(p) <= cfg.target for p in uniform) < 150
+    assert path_of_step(space, cfg.seed, 17, sample) == paths[17]  # the same path after a resume
+    share = training_path_share(cfg, space, table, cfg.target, 200)
+    assert (
+        share["meet_target"] == 1.0
+        and share["uniform_would_meet"] == sum(table.predict(p) <= cfg.target for p in uniform) / 200
+    )
+    soft = cfg.__class__(**{**cfg.__dict__, "hard": False})
+    assert training_sampler(soft, space, table, cfg.target) is None  # no target to meet: the whole space
+    off = cfg.__class__(**{**cfg.__dict__, "sampling": "uniform"})
+    assert training_path_share(off, space, table, cfg.target, 200)["meet_target"] < 0.75
+
+
+def test_an_old_search_record_trained_uniform_paths_and_an_old_supernet_is_refused(tmp_path, folder):
+    from mixnet.search import train as strain
+    from mixnet.search.config import upgrade_record
+    from mixnet.train.distributed import DistInfo
+
+    assert upgrade_record({"threads": 1})["sampling"] == "uniform"
+    assert upgrade_record({"sampling": "feasible"})["sampling"] == "feasible"
+    space = tiny_space(**SMALL)
+    splits = strain.build_splits(str(folder), 16, search_fraction=0.25, seed=0, crop_scale=(0.8, 1.0), crop_pct=1.0)
+    recipe = strain.supernet_recipe(epochs=1, batch_size=16, lr=0.01, weight_decay=0.0, seed=0)
+    state = SuperNet(space, 4).state_dict()
+    old = {k.replace("tail.", ""): v for k, v in state.items() if "tail_e1" not in k}  # one set of tail weights
+    (tmp_path / "s").mkdir()
+    torch.save({"model": old, "optimizer": {}, "epoch": 1}, tmp_path / "s" / strain.SUPERNET_CHECKPOINT)
+    with pytest.raises(ValueError, match="holds a supernet of another layout"):
+        strain.train_supernet(space, splits, tmp_path / "s", DistInfo(), recipe, log=lambda *a: None)
+
+
+def test_candidates_are_recalibrated_on_fixed_batches_and_ties_go_to_the_lower_loss(folder):
+    from torch.utils.data import DataLoader
+
+    from mixnet.search import train as strain
+    from mixnet.search.evolve import Evaluator, best
+
+    space = tiny_space(**SMALL)
+    table, objective, _, _ = _fake(space)
+    splits = strain.build_splits(str(folder), 16, search_fraction=0.25, seed=0, crop_scale=(0.8, 1.0), crop_pct=1.0)
+    torch.manual_seed(0)
+    supernet = SuperNet(space, 4).eval()
+    torch.nn.init.normal_(supernet.classifier.weight)
+    recal = DataLoader(splits.train, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
+    evaluate = Evaluator(
+        supernet,
+        table,
+        objective,
+        recal,
+        DataLoader(splits.search_val, batch_size=8),
+        recal_batches=2,
+        device=torch.device("cpu"),
+    )
+    arch = space.sample(random.Random(1))
+    first = evaluate.score(arch)
+    # A shuffling loader draws new batches on every pass; the evaluator's are drawn once.
+    assert not torch.equal(next(iter(recal))[0], next(iter(recal))[0])
+    assert evaluate.score(arch) == first and len(evaluate.recal) == 2
+    other = [x + 1.0 for x in evaluate.recal]
+    assert evaluate.score(arch, other) != first
+    rows = [{"reward": 50.0, "loss": 1.2, "arch": "a"}, {"reward": 50.0, "loss": 0.9, "arch": "b"}]
+    assert best(rows)["arch"] == "b" and best([{"reward": 50.0, "arch": "c"}, *rows])["arch"] == "b"
+
+
+def test_score_noise_is_the_rescoring_and_binomial_sd_against_the_spread():
+    from mixnet.search.run import score_noise
+
+    class Fixed:  # re-scores: a +2, b -2, c +1 points
+        def score(self, arch, recal):
+            return {"a": (52.0, 0.0), "b": (48.0, 0.0), "c": (61.0, 0.0)}[arch]
+
+    rows = [{"arch": "a", "top1": 50.0}, {"arch": "b", "top1": 50.0}, {"arch": "c", "top1": 60.0}]
+    noise = score_noise(Fixed(), {"a": "a", "b": "b", "c": "c"}, rows, None, images=400)
+    diffs = [2.0, -2.0, 1.0]
+    assert noise["rescore_sd"] == pytest.approx(statistics.stdev(diffs) / math.sqrt(2), abs=1e-4)
+    p = statistics.fmean([50, 50, 60]) / 100
+    assert noise["binomial_sd"] == pytest.approx(100 * math.sqrt(p * (1 - p) / 400), abs=1e-4)
+    assert noise["spread_sd"] == pytest.approx(statistics.stdev([50, 50, 60]), abs=1e-4)
+    assert noise["noise_sd"] == pytest.approx(math.hypot(noise["rescore_sd"], noise["binomial_sd"]), abs=1e-3)
+
+
+def test_ranking_correlations_and_verdicts_on_fixed_numbers():
+    from scipy import stats as sps
+
+    from mixnet.search.ranking import correlations, ranking_lines
+
+    supernet = [20.1, 22.4, 19.8, 25.0, 23.3, 21.7, 24.2, 18.9]
+    standalone = [80.2, 83.5, 81.0, 86.1, 82.9, 82.0, 85.4, 79.3]
+    macs = [3.1, 2.9, 3.3, 3.0, 3.2, 2.8, 3.4, 3.1]
+    c = correlations(supernet, standalone)
+    assert c["kendall"]["value"] == pytest.approx(sps.kendalltau(supernet, standalone).statistic, abs=1e-4)
+    assert c["spearman"]["value"] == pytest.approx(sps.spearmanr(supernet, standalone).statistic, abs=1e-4)
+    lo, hi = c["kendall"]["ci"]
+    assert lo <= c["kendall"]["value"] <= hi and c["kendall"]["n"] == 8
+    free = correlations(macs, standalone)
+    summary = {"nets": 8, "epochs": 2, "seed": 0, "supernet": c, "macs": free, "params": free}
+    text = "\n".join(ranking_lines(summary))
+    assert "| supernet top-1 | " in text and "| MACs (free) | " in text
+    verdict = "better than both free proxies" if lo > free["kendall"]["value"] else "not resolved"
+    assert verdict in text
+    flipped = {**summary, "supernet": free, "macs": c}
+    assert "does not rank better than a free proxy" in "\n".join(ranking_lines(flipped))

@@ -63,7 +63,9 @@ def test_builtin_studies_are_valid():
         study = load_study(name, check_data=False)
         assert study.runs() and all(v.model.startswith("mobilenet_v") for v in study.runs())
     small = load_study("small")  # built-in data: validates with the data check too
-    assert small.data == "cluttered-digits" and len(small.runs()) == 21 and small.seeds == (0, 1, 2)
+    assert small.data == "cued-digits" and len(small.runs()) == 24 and small.seeds == (0, 1, 2, 3)
+    assert small.arch_file("mobilenet_v2_cue").is_file() and len(small.contrasts) == 6
+    assert [c.name for c in small.contrasts if c.positive_control] == ["width 0.5 vs 0.35 (k3)"]
     with pytest.raises(StudyError, match="names no data: pass --data"):
         load_study("fig1")
     fig4 = load_study("fig4", check_data=False)
@@ -318,14 +320,14 @@ def test_trend_statements_follow_the_numbers():
 def test_cli_list_show_and_dry_run(capsys):
     assert main(["study", "list"]) == 0
     out = capsys.readouterr().out
-    assert "small" in out and "fig4" in out and "21 runs" in out
+    assert "small" in out and "fig4" in out and "24 runs" in out
     assert main(["study", "show", "fig4"]) == 0
     out = capsys.readouterr().out
     assert 'name = "fig4"' in out and "| mobilenet_v1 | k3.5.7.9.11.13 | 1.0 |" in out
     assert main(["study", "run", "small", "--dry-run", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
-    assert "7 runs" in out and "TMAC" in out and "0.000" not in out
-    assert "| mobilenet_v2 | k3 | 0.35 | 408,938 | 2.995 |" in out  # the 10-class head its results count
+    assert "6 runs" in out and "TMAC" in out and "0.000" not in out
+    assert "| mobilenet_v2_cue | k3 | 0.35 | 24,122 | 2.565 |" in out  # the 10-class head its results count
     assert "10-class head" in out
 
 
@@ -339,3 +341,81 @@ def test_each_run_can_train_under_torchrun(tmp_path, folder, monkeypatch):
     assert row["status"] == "ok", row.get("error")
     assert row["epochs"] == 1 and 0 <= row["top1"] <= 100 and row["classes"] == 4
     assert (out / "runs/mobilenet_v2-k3.5-s0/model.safetensors").exists()
+
+
+def _arch_study(tmp_path: Path, **extra) -> Path:
+    from mixnet.models.archfile import save_arch
+    from mixnet.models.registry import resolve_config
+
+    save_arch(tmp_path / "net.json", resolve_config("mobilenet_v2", width_mult=0.35))
+    d = {"name": "w", "models": ["net.json"], "variants": ["k3", "k5", "k3@w0.5"], "seeds": [0, 1], "data": "digits"}
+    d |= {"img_size": 32} | extra
+    path = tmp_path / "w.toml"
+    path.write_text("\n".join(f"{k} = {_toml(v)}" for k, v in d.items()) + "\n")
+    return path
+
+
+def test_arch_file_models_and_variants_with_a_width_of_their_own(tmp_path):
+    from mixnet.models.archfile import load_arch
+
+    study = load_study(_arch_study(tmp_path, contrasts=[{"name": "wider", "a": "k3", "b": "k3@w0.50"}]))
+    keys = [v.key for v in study.architectures()]
+    assert keys == ["net-k3", "net-k5", "net@w0.5-k3"] and len(study.runs()) == 6
+    assert study.contrasts[0].a == "net-k3" and study.contrasts[0].b == "net@w0.5-k3"
+    wide = study.architectures()[2]
+    assert (wide.width_mult, wide.run_id) == (0.5, "net@w0.5-k3-s0")
+    config = study.train_config(wide, tmp_path / "run")
+    assert config.arch == str(tmp_path / "net.json") and config.width_mult == 0.5 and config.kernels == "k3"
+    assert study.train_config(study.architectures()[0], tmp_path / "run").width_mult is None  # the file's 0.35
+    assert study.model_config(wide) == load_arch(tmp_path / "net.json")[1].replace(width_mult=0.5).with_kernels("k3")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"variants": ["k3", "k3@wide"]}, "width after '@w' must be a number"),
+        ({"variants": ["k3", "k3@w0"]}, "width must be > 0"),
+        ({"variants": ["k3@w0.5", "k3@w0.50"]}, "variants repeat"),
+        ({"models": ["missing.json"]}, "architecture file 'missing.json' .beside the study file.: cannot read"),
+        ({"contrasts": [{"name": "x", "a": "k3", "b": "k3@w0.7"}]}, "contrast variant 'k3@w0.7' is not a variant"),
+    ],
+)
+def test_bad_arch_files_widths_and_references_are_named(tmp_path, extra, message):
+    with pytest.raises(StudyError, match=message):
+        load_study(_arch_study(tmp_path, **extra))
+
+
+def test_a_folder_of_the_earlier_small_study_is_refused_before_anything_is_written(tmp_path):
+    """The earlier ``small`` (cluttered digits, unpaired seeds, no contrasts): its folder is not mixed with the new."""
+    out = tmp_path / "small"
+    out.mkdir()
+    old = Path(__file__).parent / "data" / "small_study_cluttered.json"
+    (out / "study.json").write_bytes(old.read_bytes())
+    with pytest.raises(ForeignFolderError, match=r"holds results of a different study \(differs in: .*data.*pairing"):
+        run_study(load_study("small"), out, log=lambda *a: None)
+    assert (out / "study.json").read_bytes() == old.read_bytes() and [p.name for p in out.iterdir()] == ["study.json"]
+    assert main(["study", "run", "small", "--out", str(out)]) == 2
+
+
+def test_a_study_folder_keeps_its_architecture_files_and_reports_without_the_study_file(tmp_path, monkeypatch):
+    from mixnet.study import read_study
+
+    def train(config):
+        assert config.arch and config.kernels in ("k3", "k5")
+        width = 1.0 if config.width_mult is None else config.width_mult
+        return {"top1": 80.0 + 10 * width + config.seed, "top5": 99.0, "epochs": 2, "classes": 10}
+
+    monkeypatch.setattr(runs_module, "train_in_process", train)
+    home = tmp_path / "home"
+    home.mkdir()
+    study = load_study(_arch_study(home, contrasts=[{"name": "wider", "a": "k3", "b": "k3@w0.5"}]))
+    out = tmp_path / "out"
+    run_study(study, out, log=lambda *a: None)
+    assert (out / "net.json").read_bytes() == (home / "net.json").read_bytes()
+    rows = read_rows(out)
+    assert rows["net@w0.5-k3-s1"]["model"] == "net@w0.5" and rows["net@w0.5-k3-s1"]["top1"] == 86.0
+    for p in home.iterdir():  # the study file and its architecture file are gone
+        p.unlink()
+    assert read_study(out).arch_file("net") == out / "net.json"
+    report = write_report(out, measure_latency=False)["report.md"].read_text()
+    assert "wider" in report

@@ -33,6 +33,10 @@ def _count_images(data: str) -> int | None:
     """Training images per epoch, roughly (all built-in digits; the files under an ImageFolder's train/)."""
     if data in ("digits", "cluttered-digits"):
         return 5000
+    if data == "cued-digits":
+        from mixnet.data.cued import TRAIN_SIZE
+
+        return TRAIN_SIZE
     train = Path(data) / "train"
     if not train.is_dir():
         return None

@@ -8,19 +8,22 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from mixnet.data.cluttered import CLUTTERED, cluttered_digits
+from mixnet.data.cued import CUED, cued_digits
 from mixnet.data.digits import BUILTIN, _digits
 from mixnet.data.folders import VerifiedImageFolder, class_folders
 
+# The built-in sets by name, each ``(train_tf, val_tf, val_fraction, seed) -> (train, val, classes)``.
+BUILTIN_SETS: dict[str, Callable] = {BUILTIN: _digits, CLUTTERED: cluttered_digits, CUED: cued_digits}
+
 
 def is_builtin(data: str | Path | None) -> bool:
-    """Whether ``data`` names a built-in set (None or ``"digits"``, or ``"cluttered-digits"``), not a folder."""
+    """Whether ``data`` names a built-in set (None, or a key of :data:`BUILTIN_SETS`), not a folder."""
     # Only the string names a built-in set: Path("digits") or "./digits" is a folder of that name.
-    return data is None or (isinstance(data, str) and data in (BUILTIN, CLUTTERED))
+    return data is None or (isinstance(data, str) and data in BUILTIN_SETS)
 
 
 def _builtin(data: str | None, train_tf, val_tf, val_fraction: float, seed: int) -> tuple:
-    make = cluttered_digits if data == CLUTTERED else _digits
-    return make(train_tf, val_tf, val_fraction, seed)
+    return BUILTIN_SETS[data or BUILTIN](train_tf, val_tf, val_fraction, seed)
 
 
 def build_datasets(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from mixnet.models.preprocess import Preprocess
 
@@ -60,6 +61,33 @@ def _auto_augment(spec: str, mean: Sequence[float]) -> torch.nn.Module:
     return T.RandAugment(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=11, fill=fill)
 
 
+class WholeImageCrop:
+    """What ``RandomResizedCrop`` returns at crop scale (1, 1), without its random draws.
+
+    At full area no crop of another aspect ratio fits, so torchvision's crop tries ten random draws and falls
+    back to the whole image (center-cut to the ratio range) resized. Those draws cost about a tenth of a
+    training epoch on small in-memory images; this transform goes straight to the fallback.
+    """
+
+    def __init__(self, img_size: int, ratio: tuple[float, float], interpolation: InterpolationMode) -> None:
+        self.size, self.ratio, self.interpolation = [img_size, img_size], ratio, interpolation
+
+    def __call__(self, img):
+        width, height = TF.get_image_size(img)
+        in_ratio = width / height
+        if in_ratio < min(self.ratio):
+            w, h = width, int(round(width / min(self.ratio)))
+        elif in_ratio > max(self.ratio):
+            w, h = int(round(height * max(self.ratio))), height
+        else:
+            w, h = width, height
+        top, left = (height - h) // 2, (width - w) // 2
+        return TF.resized_crop(img, top, left, h, w, self.size, self.interpolation, antialias=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(size={self.size[0]}, ratio={self.ratio})"
+
+
 def train_transform(
     img_size: int,
     *,
@@ -84,11 +112,11 @@ def train_transform(
     """
     if not 0.0 <= hflip <= 1.0:
         raise ValueError(f"hflip must be a probability in [0, 1], got {hflip}")
-    ops: list = [
-        T.RandomResizedCrop(
-            img_size, scale=tuple(scale), ratio=(3 / 4, 4 / 3), interpolation=_interpolation(interpolation)
-        )
-    ]
+    ratio, mode = (3 / 4, 4 / 3), _interpolation(interpolation)
+    if tuple(scale) == (1.0, 1.0):
+        ops: list = [WholeImageCrop(img_size, ratio, mode)]
+    else:
+        ops = [T.RandomResizedCrop(img_size, scale=tuple(scale), ratio=ratio, interpolation=mode)]
     if hflip > 0:
         ops.append(T.RandomHorizontalFlip(hflip))
     if auto_augment:

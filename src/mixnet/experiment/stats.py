@@ -207,7 +207,11 @@ def minimum_detectable_difference(sd: float, n: int, *, alpha: float = 0.05, pow
 
     def shortfall(delta: float) -> float:
         nc = delta * math.sqrt(n) / sd
-        return stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc) - power
+        # scipy's noncentral t returns NaN for some far tails (e.g. the lower one at nc 10, 3 df): that tail,
+        # a rejection of the wrong sign, is then below 1e-10, and an upper tail past its reach is 1.
+        upper, lower = stats.nct.sf(crit, df, nc), stats.nct.cdf(-crit, df, nc)
+        upper = upper if math.isfinite(upper) else float(nc > crit)
+        return upper + (lower if math.isfinite(lower) else 0.0) - power
 
     hi = sd
     while shortfall(hi) < 0:

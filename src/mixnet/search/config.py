@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from mixnet.search.latency import RUNTIMES
+from mixnet.search.netcost import RUNTIMES
 from mixnet.train.config import option
 
+SAMPLINGS = ("feasible", "uniform")
 # Options that depend on the machine, not on what is searched: left out of the folder's record.
 MACHINE_OPTIONS = ("device", "threads", "workers")
 # Record keys of earlier searches -> today's option names (their "threads" was the latency's).
@@ -40,6 +41,11 @@ class SearchConfig:
     latency_batch_size: int = option(1, "images per forward pass of the latency measurements")
     latency_threads: int = option(1, "intra-op threads (torch or ONNX Runtime) of the latency measurements")
     table: str | None = option(None, "a latency table from `mixnet latency-table`; none: measured here")
+    latency_check: int = option(
+        8,
+        "random nets that check the latency model in a fresh process once the target is known, beside the "
+        "cheapest and dearest net and half as many nets of the target region (0: no check)",
+    )
     allow_table_mismatch: bool = option(False, "use a table measured with other settings (with a warning)")
     # objective (the target in the table's unit: ms, or MMAC for the MACs proxy)
     target: float | None = option(
@@ -49,6 +55,12 @@ class SearchConfig:
     w: float = option(-0.07, "exponent of the soft reward ACC x (LAT/T)^w (with --no-hard)")
     hard: bool = option(True, "a hard latency limit; --no-hard: MnasNet's soft reward instead")
     # supernet
+    sampling: str = option(
+        "feasible",
+        "supernet training paths: feasible (uniform draws repaired to meet a hard target, the region the search "
+        "ranks) or uniform (the whole space)",
+        choices=SAMPLINGS,
+    )
     epochs: int = option(15, "supernet training epochs")
     batch_size: int = option(64, "supernet training batch size")
     lr: float = option(0.004, "supernet peak learning rate (AdamW, warmup and cosine)")
@@ -60,6 +72,13 @@ class SearchConfig:
     population: int = option(16, "evolution population")
     generations: int = option(6, "evolution generations (the random baseline evaluates as many candidates)")
     recal_batches: int = option(4, "batches that recalibrate BN statistics before a candidate is scored")
+    # the ranking check
+    check_ranking: int = option(
+        0,
+        "train this many feasible nets standalone and report how well supernet scores, MACs and params rank "
+        "them (Kendall, Spearman, bootstrap CIs; 16 or more for an interval that says something); 0: no check",
+    )
+    check_ranking_epochs: int = option(6, "epochs of each standalone run of the ranking check")
     # retraining
     retrain_epochs: int = option(14, "epochs of the final retraining (0: none)")
     seeds: tuple[int, ...] = option((0, 1), "retraining seeds")
@@ -77,6 +96,8 @@ class SearchConfig:
             problems.append(f"threads and workers must be >= 0, got {self.threads}, {self.workers}")
         if self.target is not None and self.target <= 0:
             problems.append(f"target must be > 0, got {self.target}")
+        if self.sampling not in SAMPLINGS:
+            problems.append(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.runtime not in RUNTIMES:
             problems.append(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if not 0 < self.target_fraction <= 1:
@@ -85,6 +106,10 @@ class SearchConfig:
             problems.append("population >= 4 and generations >= 1")
         if not 0 < self.search_fraction < 0.5:
             problems.append(f"search_fraction must be in (0, 0.5), got {self.search_fraction}")
+        if self.latency_check < 0:
+            problems.append(f"latency_check must be >= 0, got {self.latency_check}")
+        if self.check_ranking and (self.check_ranking < 4 or self.check_ranking_epochs < 1):
+            problems.append("check_ranking 0 or >= 4 nets, of check_ranking_epochs >= 1")
         if self.retrain_epochs < 0 or not self.seeds:
             problems.append("retrain_epochs >= 0 and at least one seed")
         if problems:
@@ -107,7 +132,13 @@ class SearchConfig:
 
 
 def upgrade_record(saved: dict) -> dict:
-    """A search folder's record with earlier option names renamed to today's."""
+    """A search folder's record with earlier option names renamed to today's, and the options it predates set
+    to what that search did: uniform training paths, no latency check, no ranking check."""
     if any(new in saved for new in RECORD_RENAMED.values()):
-        return dict(saved)
-    return {RECORD_RENAMED.get(k, k): v for k, v in saved.items()}
+        out = dict(saved)
+    else:
+        out = {RECORD_RENAMED.get(k, k): v for k, v in saved.items()}
+    for name, then in (("sampling", "uniform"), ("latency_check", 0), ("check_ranking", 0)):
+        out.setdefault(name, then)
+    out.setdefault("check_ranking_epochs", SearchConfig.check_ranking_epochs)  # unused without the check
+    return out

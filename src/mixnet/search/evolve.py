@@ -68,29 +68,42 @@ def arch_key(arch: Arch) -> str:
     return "|".join(choice_key(c) for c in arch)
 
 
-def recalibrate_bn(net: nn.Module, loader: DataLoader, batches: int, device: torch.device) -> None:
-    """Recomputes every BatchNorm's running statistics as the average over ``batches`` training batches."""
+def fixed_batches(loader: DataLoader, batches: int) -> list[torch.Tensor]:
+    """The first ``batches`` image batches of ``loader``, kept: every candidate is recalibrated on the same
+    images, so a score difference is never a difference of recalibration batches."""
+    return [x for x, _ in itertools.islice(loader, batches)]
+
+
+def recalibrate_bn(net: nn.Module, batches: list[torch.Tensor], device: torch.device) -> None:
+    """Recomputes every BatchNorm's running statistics as the average over the given training batches."""
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
             m.momentum = None  # cumulative average
     net.train()
     with torch.no_grad():
-        for x, _ in itertools.islice(loader, batches):
+        for x in batches:
             net(x.to(device))
     net.eval()
 
 
-def top1(net: nn.Module, loader: DataLoader, device: torch.device) -> float:
-    """Top-1 (%) of ``net`` on ``loader``."""
+def score(net: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
+    """Top-1 (%) and mean cross-entropy of ``net`` on ``loader`` (the loss breaks top-1 ties)."""
     net.eval()
     correct = total = 0
+    loss = 0.0
     with torch.inference_mode():
         for x, y in loader:
-            pred = net(x.to(device)).argmax(1).cpu()
-            correct += int((pred == y).sum())
+            logits = net(x.to(device)).cpu()
+            correct += int((logits.argmax(1) == y).sum())
+            loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             total += len(y)
-    return 100.0 * correct / max(1, total)
+    return 100.0 * correct / max(1, total), loss / max(1, total)
+
+
+def top1(net: nn.Module, loader: DataLoader, device: torch.device) -> float:
+    """Top-1 (%) of ``net`` on ``loader``."""
+    return score(net, loader, device)[0]
 
 
 class Evaluator:
@@ -109,8 +122,8 @@ class Evaluator:
         log_path: Path | None = None,
     ) -> None:
         self.supernet, self.table, self.objective = supernet, table, objective
-        self.recal_loader, self.val_loader = recal_loader, val_loader
-        self.recal_batches, self.device = recal_batches, device
+        self.recal = fixed_batches(recal_loader, recal_batches)
+        self.val_loader, self.device = val_loader, device
         self.log_path = log_path
         # A resumed search does not evaluate twice.
         self.cache: dict[str, dict] = {} if log_path is None else read_runs(log_path, key="arch")
@@ -121,13 +134,12 @@ class Evaluator:
         if key in self.cache:
             return self.cache[key]
         latency = self.table.predict(arch)
-        net = self.supernet.extract(arch)
-        recalibrate_bn(net, self.recal_loader, self.recal_batches, self.device)
-        acc = top1(net, self.val_loader, self.device)
+        acc, loss = self.score(arch)
         row = {
             "arch": key,
             "method": method,
             "top1": acc,
+            "loss": round(loss, 6),
             "latency": latency,
             "reward": self.objective(acc, latency),
         }
@@ -135,6 +147,13 @@ class Evaluator:
         if self.log_path is not None:
             append_row(self.log_path, row)
         return row
+
+    def score(self, arch: Arch, recal: list[torch.Tensor] | None = None) -> tuple[float, float]:
+        """Top-1 and loss of ``arch`` with supernet weights, BN recalibrated on ``recal`` (default: the fixed
+        batches)."""
+        net = self.supernet.extract(arch)
+        recalibrate_bn(net, self.recal if recal is None else recal, self.device)
+        return score(net, self.val_loader, self.device)
 
 
 def repair(arch: Arch, space: SearchSpace, table: LatencyTable, objective: Objective, rng: random.Random) -> Arch:
@@ -226,5 +245,5 @@ def evolution_search(
 
 
 def best(rows: list[dict]) -> dict:
-    """The row with the highest reward."""
-    return max(rows, key=lambda r: r["reward"])
+    """The row with the highest reward; ties go to the lower held-out loss (rows without one rank last)."""
+    return max(rows, key=lambda r: (r["reward"], -r.get("loss", math.inf)))

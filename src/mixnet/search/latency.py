@@ -14,9 +14,13 @@ runs, however many contenders share the cache):
 - ``macs``: no device at all: each block's multiply-accumulates (millions, ``MMAC``) counted by
   :mod:`mixnet.models.complexity`, for users without the target device. Its sum is exact.
 
-A net's predicted latency is a measured constant plus its blocks' entries; the constant is what whole nets
-take beyond their blocks (the stem and head, and the cost of running blocks one after another rather than
-each alone), measured on a few calibration nets drawn with their own seed. The table records its unit, the
+A net's predicted latency is ``fixed + scale x (its blocks' entries)``: a line fitted by least squares to
+calibration nets timed whole, in a fresh process (:mod:`mixnet.search.netcost`), drawn with their own seed
+across the range the table spans: uniform draws, cheap draws (every block among its position's cheaper
+half) and the cheapest and dearest nets. ``fixed`` is the stem, head and classifier with what a net saves or
+pays beyond its blocks timed alone; ``scale`` corrects what isolated timings get wrong in proportion (a
+block timed alone pays its call overhead and cold caches, which weigh most on cheap blocks: a constant
+fitted on uniform nets alone over-predicted the cheapest net by 70% in a fresh process). The table records its unit, the
 machine, the runtime, threads, batch, image size and library versions; :func:`load_table` refuses a table
 made elsewhere or under other settings (or, asked to, uses it with a warning).
 """
@@ -43,15 +47,13 @@ from mixnet.atomic import write_json
 from mixnet.measure.machine import machine_info
 from mixnet.measure.runners import ort_runner, torch_runner
 from mixnet.measure.threads import threads as using_threads
-from mixnet.measure.timing import interleaved_medians, net_latencies_ms
+from mixnet.measure.timing import interleaved_medians
 from mixnet.models.complexity import Complexity, config_complexity, count_block
-from mixnet.models.mixnet import MixNet
+from mixnet.search.netcost import UNITS, check_runtime, measure_configs, measure_configs_fresh, trunk_blocks
 from mixnet.search.space import SKIP, Arch, BlockChoice, SearchSpace
 
-TABLE_FORMAT, TABLE_VERSION = "mixnet-latency-table", 2
+TABLE_FORMAT, TABLE_VERSION = "mixnet-latency-table", 3  # 3: the fitted scale; 2 (scale 1) still reads
 CALIBRATION_SEED = 10_007  # calibration nets; a predictor check draws with another seed
-RUNTIMES = ("eager", "optimized", "ort", "macs")
-UNITS = {"eager": "ms", "optimized": "ms", "ort": "ms", "macs": "MMAC"}
 # What must match between a table and the machine and settings it is used for.
 _MUST_MATCH = ("runtime", "threads", "batch", "img_size", "skeleton", "channels_last", "elastic_depth")
 
@@ -71,12 +73,6 @@ def machine() -> dict[str, str]:
     return machine_info()
 
 
-def check_runtime(runtime: str) -> None:
-    """Raises ValueError for a runtime this module cannot measure (or count)."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"unknown latency runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-
-
 @dataclass
 class LatencyTable:
     """Per-block costs of every choice at every position, plus the constant for the rest of the net.
@@ -85,16 +81,16 @@ class LatencyTable:
         skeleton: the search space's skeleton model.
         img_size, batch, threads, runtime, channels_last: the measurement settings.
         machine: CPU, cores and versions.
-        fixed: the constant added to the blocks' sum. Measured runtimes: the median over a few
-            calibration nets of their end-to-end time minus their blocks' entries (the stem and head, and
-            the cost of running the blocks in one net beyond timing each alone). ``macs``: the stem's,
-            head's and classifier's MACs.
+        fixed: the constant of the prediction. Measured runtimes: fitted with ``scale`` on calibration nets
+            timed whole in a fresh process (see the module). ``macs``: the stem's, head's and classifier's
+            MACs.
         entries: per block position, choice key -> cost (median ms, or MMAC).
         num_classes: classifier outputs of the measured head.
         stem_head: the stem, head, pool and classifier alone (for information).
         unit: ``ms`` for the measured runtimes, ``MMAC`` for ``macs``.
         elastic_depth: whether positions that may be left out have a ``skip`` entry (0: the block is not
             there; what leaving it out saves beyond its own time is in the calibrated constant).
+        scale: the factor on the blocks' sum (1 for ``macs`` and for tables of format 2).
     """
 
     skeleton: str
@@ -110,6 +106,7 @@ class LatencyTable:
     stem_head: float = 0.0
     unit: str = "ms"
     elastic_depth: bool = False
+    scale: float = 1.0
     created: float = field(default_factory=time.time)
 
     @property
@@ -125,15 +122,19 @@ class LatencyTable:
         """
         if len(arch) != len(self.entries):
             raise ValueError(f"the table has {len(self.entries)} block positions, the net {len(arch)}")
-        return self.fixed + sum(row[choice_key(c)] for row, c in zip(self.entries, arch, strict=True))
+        return self.fixed + self.scale * self.block_sum(arch)
+
+    def block_sum(self, arch: Arch) -> float:
+        """The sum of a net's block entries (no constant, no scale)."""
+        return sum(row[choice_key(c)] for row, c in zip(self.entries, arch, strict=True))
 
     def fastest(self) -> float:
         """The lowest cost any net of the space can have."""
-        return self.fixed + sum(min(row.values()) for row in self.entries)
+        return self.fixed + self.scale * sum(min(row.values()) for row in self.entries)
 
     def slowest(self) -> float:
         """The highest cost any net of the space can have."""
-        return self.fixed + sum(max(row.values()) for row in self.entries)
+        return self.fixed + self.scale * sum(max(row.values()) for row in self.entries)
 
     def settings(self) -> dict:
         """The settings a use of the table must share."""
@@ -168,7 +169,7 @@ def load_table(path: str | Path, *, expect: dict | None = None, allow_mismatch: 
         raise ValueError(f"{path} is not a latency table (not JSON: {e})") from None
     if not isinstance(d, dict) or d.pop("format", None) != TABLE_FORMAT:
         raise ValueError(f'{path} is not a latency table (no "format": "{TABLE_FORMAT}")')
-    if d.pop("version", None) != TABLE_VERSION:
+    if d.pop("version", None) not in (2, TABLE_VERSION):
         raise ValueError(f"{path}: latency table version not readable by this mixnet")
     runtime = d.get("runtime")
     if runtime not in UNITS:
@@ -221,28 +222,6 @@ def _block_onnx(block: nn.Module, x: torch.Tensor, path: Path) -> Path:
         warnings.simplefilter("ignore")
         torch.onnx.export(block.float(), (x.contiguous(),), str(path), dynamo=False, input_names=["x"])
     return path
-
-
-def _trunk_blocks(
-    config, runtime: str, img_size: int, num_classes: int, channels_last: bool
-) -> tuple[nn.Module, list[nn.Module]]:
-    """A net of ``config`` as the runtime runs it, and its blocks in order.
-
-    ONNX blocks come from the rewrite :func:`mixnet.deploy.export.to_onnx` exports
-    (:func:`mixnet.deploy.optimize.onnx_rewrite`), so they are the layers a deployed ONNX file holds.
-    """
-    net = MixNet(config, num_classes=num_classes).eval()
-    if runtime in ("optimized", "ort"):
-        from mixnet.deploy.optimize import onnx_rewrite, optimize_for_inference
-
-        if runtime == "ort":
-            wrapper = onnx_rewrite(net, img_size=img_size)
-        else:
-            wrapper = optimize_for_inference(net, img_size=img_size, channels_last=channels_last)
-        return wrapper, [b for stage in wrapper.model.stages for b in stage]
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    return net, [b for stage in net.stages for b in stage]
 
 
 def _input(batch: int, c: int, h: int, w: int, runtime: str, channels_last: bool) -> torch.Tensor:
@@ -329,7 +308,7 @@ def measure_table(
         # timed afterwards in the same process by up to 2x.
         blocks: dict[str, list] = {}
         for c, choice in enumerate(choices):
-            _, trunk = _trunk_blocks(space.config((choice,) * len(inputs)), runtime, img_size, 1, channels_last)
+            _, trunk = trunk_blocks(space.config((choice,) * len(inputs)), runtime, img_size, 1, channels_last)
             if runtime == "ort":
                 trunk = [
                     _block_onnx(b, torch.randn(batch, *shape), Path(tmp) / f"{c}-{i}.onnx")
@@ -367,32 +346,66 @@ def measure_table(
             num_classes,
             elastic_depth=space.elastic_depth,
         )
-        # The constant: whole nets minus their blocks, the median over a few calibration nets drawn apart
-        # from any check of the predictor; the stem and head alone are recorded for information.
-        rng = random.Random(CALIBRATION_SEED)
-        archs = [space.sample(rng) for _ in range(calibration_nets)]
-        measured = measure_nets(
-            space,
-            archs,
-            runtime=runtime,
-            img_size=img_size,
-            batch=batch,
-            threads=threads,
-            num_classes=num_classes,
-            channels_last=channels_last,
-            rounds=rounds,
-        )
-        fixed = statistics.median(m - table.predict(a) for m, a in zip(measured, archs, strict=True))
         table.stem_head = measure_stem_head(space, runtime, img_size, batch, num_classes, channels_last, rounds)
-    table.fixed = round(fixed, 5)
+    # The line through whole nets, timed in a fresh process, drawn apart from any check of the predictor.
+    archs = calibration_archs(space, table, calibration_nets, CALIBRATION_SEED)
+    measured = measure_configs_fresh(
+        [space.config(a) for a in archs],
+        runtime=runtime,
+        img_size=img_size,
+        batch=batch,
+        threads=threads,
+        num_classes=num_classes,
+        channels_last=channels_last,
+        rounds=rounds,
+    )
+    table.scale, table.fixed = fit_line([table.block_sum(a) for a in archs], measured)
     return table
+
+
+def extreme(space: SearchSpace, table: LatencyTable, dearest: bool = False) -> Arch:
+    """The net with the lowest (or highest) entry at every position."""
+    pick = max if dearest else min
+    return space.canonical(
+        tuple(pick(space.choices_at(i), key=lambda c, r=row: r[choice_key(c)]) for i, row in enumerate(table.entries))
+    )
+
+
+def cheap_sample(space: SearchSpace, table: LatencyTable, rng: random.Random) -> Arch:
+    """A net whose every block is drawn among the cheaper half of its position's choices (by the table)."""
+    out = []
+    for i, row in enumerate(table.entries):
+        choices = space.choices_at(i)
+        median = statistics.median(row[choice_key(c)] for c in choices)
+        out.append(rng.choice([c for c in choices if row[choice_key(c)] <= median]))
+    return space.canonical(tuple(out))
+
+
+def calibration_archs(space: SearchSpace, table: LatencyTable, n: int, seed: int) -> list[Arch]:
+    """``n`` (>= 4) nets across the table's range: half uniform draws, the rest cheap draws, and the cheapest
+    and the dearest net."""
+    rng = random.Random(seed)
+    uniform = [space.sample(rng) for _ in range(max(1, n // 2))]
+    cheap = [cheap_sample(space, table, rng) for _ in range(max(1, n - len(uniform) - 2))]
+    return [*uniform, *cheap, extreme(space, table), extreme(space, table, dearest=True)]
+
+
+def fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """``(scale, fixed)`` of the least-squares line ``y = fixed + scale x``; a line that does not rise (too
+    little spread to fit) falls back to scale 1 with the median offset."""
+    mx, my = statistics.fmean(x), statistics.fmean(y)
+    var = sum((a - mx) ** 2 for a in x)
+    scale = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / var if var > 0 else math.nan
+    if not math.isfinite(scale) or scale <= 0:
+        return 1.0, round(statistics.median(b - a for a, b in zip(x, y, strict=True)), 5)
+    return round(scale, 5), round(my - scale * mx, 5)
 
 
 def measure_stem_head(
     space: SearchSpace, runtime: str, img_size: int, batch: int, num_classes: int, channels_last: bool, rounds: int
 ) -> float:
     """The stem, head, pool and classifier of the skeleton, timed together (ms; PyTorch, for information)."""
-    net, _ = _trunk_blocks(space.base, "eager" if runtime == "ort" else runtime, img_size, num_classes, channels_last)
+    net, _ = trunk_blocks(space.base, "eager" if runtime == "ort" else runtime, img_size, num_classes, channels_last)
     net = net.model if hasattr(net, "model") else net  # the rewrite's inner net takes channels_last input
     x = torch.randn(batch, net.in_chans, img_size, img_size)
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -407,98 +420,6 @@ def measure_stem_head(
     return round(interleaved_medians({"fixed": run}, rounds=rounds * 3, iters=3, warmup=3)["fixed"] * 1e3, 5)
 
 
-def measure_configs(
-    configs: Sequence,
-    *,
-    runtime: str = "eager",
-    img_size: int,
-    batch: int,
-    threads: int,
-    num_classes: int = 10,
-    channels_last: bool = True,
-    rounds: int = 9,
-) -> list[float]:
-    """End-to-end cost of whole nets (:class:`mixnet.MixNetConfig` s) in the runtime's unit.
-
-    Measured runtimes: medians (ms) with the nets interleaved by :func:`mixnet.measure.timing.net_latencies_ms`,
-    the whole-net setting the study's latency uses too; ``macs``: counted MMACs.
-    """
-    check_runtime(runtime)
-    if runtime == "macs":
-        return [config_complexity(c, img_size, num_classes=num_classes).macs / 1e6 for c in configs]
-    x = torch.randn(batch, 3, img_size, img_size)
-    with using_threads(threads), tempfile.TemporaryDirectory() as tmp:
-        contenders = {}
-        for i, config in enumerate(configs):
-            net, _ = _trunk_blocks(
-                config, "eager" if runtime == "ort" else runtime, img_size, num_classes, channels_last
-            )
-            if runtime == "ort":
-                from mixnet.deploy.export import to_onnx
-
-                path = Path(tmp) / f"{i}.onnx"
-                to_onnx(net, path, img_size=img_size, optimize=True, check=False, threads=threads)
-                contenders[str(i)] = ort_runner(path, x, threads)
-            else:
-                xi = x.contiguous(memory_format=torch.channels_last) if channels_last and runtime == "eager" else x
-                contenders[str(i)] = torch_runner(net, xi)
-        medians = net_latencies_ms(contenders, rounds=rounds)
-    return [medians[str(i)] for i in range(len(configs))]
-
-
 def measure_nets(space: SearchSpace, archs: Sequence[Arch], **kwargs) -> list[float]:
     """End-to-end cost of nets of ``space`` (see :func:`measure_configs`)."""
     return measure_configs([space.config(a) for a in archs], **kwargs)
-
-
-def predictor_error(table: LatencyTable, space: SearchSpace, *, n: int = 20, seed: int = 0, rounds: int = 9) -> dict:
-    """Predicted vs measured end-to-end latency of ``n`` random nets: the points and the mean abs % error."""
-    rng = random.Random(seed)
-    archs = [space.sample(rng) for _ in range(n)]
-    measured = measure_nets(
-        space,
-        archs,
-        runtime=table.runtime,
-        img_size=table.img_size,
-        batch=table.batch,
-        threads=table.threads,
-        num_classes=table.num_classes,
-        channels_last=table.channels_last,
-        rounds=rounds,
-    )
-    predicted = [table.predict(a) for a in archs]
-    errors = [abs(p - m) / m for p, m in zip(predicted, measured, strict=True)]
-    return {
-        "n": n,
-        "seed": seed,
-        "runtime": table.runtime,
-        "unit": table.unit,
-        "predicted": predicted,
-        "measured": measured,
-        "mean_abs_error": statistics.fmean(errors),
-        "max_abs_error": max(errors),
-        "mean_bias": statistics.fmean((p - m) / m for p, m in zip(predicted, measured, strict=True)),
-    }
-
-
-def plot_predictor(result: dict, path: str | Path, title: str = "") -> Path:
-    """Scatter of predicted vs measured latency with the y = x line."""
-    from mixnet.plotting import pyplot, save_figure
-
-    plt = pyplot()
-
-    p, m = result["predicted"], result["measured"]
-    unit = result.get("unit", "ms")
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(m, p, s=18)
-    lo, hi = min(p + m) * 0.9, max(p + m) * 1.1
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="predicted = measured")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel(f"measured end to end ({unit}, median)")
-    ax.set_ylabel(f"predicted from the table ({unit})")
-    runtime = result.get("runtime", "eager")
-    ax.set_title(title or f"{runtime}, {result['n']} random nets: mean abs error {100 * result['mean_abs_error']:.1f}%")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)

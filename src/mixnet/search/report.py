@@ -16,10 +16,15 @@ from mixnet.experiment.folder import read_record
 from mixnet.experiment.rows import read_jsonl, read_runs, write_text
 from mixnet.experiment.stats import Paired, holm_correct, paired
 from mixnet.search.config import upgrade_record
+from mixnet.search.ranking import RANKING, ranking_lines
 
 ALPHA = 0.05
 # What a search folder holds once the retraining is done (the report is written from these).
 FINISHED = ("search_summary.json", "final_latency.json", "matched_width.json", "retrain.jsonl")
+
+
+# The ranking check's baselines, retrained beside the found net when the check ran.
+BASELINES = ("random_median", "macs_pick")
 
 
 def _by_seed(rows: dict[str, dict], net: str) -> dict[int, float]:
@@ -45,6 +50,45 @@ def verdict(c: Paired) -> str:
 
 def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _paths_text(paths: dict | None, sampling: str) -> str:
+    """What the supernet trained on: the sampling, and the share of its paths that met the target."""
+    what = "paths repaired to meet the target" if sampling == "feasible" else "uniform paths"
+    if not paths:
+        return what
+    return (
+        f"{what} ({paths['meet_target']:.0%} of its {paths['steps']} training paths met the target; uniform "
+        f"paths would have: {paths['uniform_would_meet']:.0%})"
+    )
+
+
+def _latency_lines(path: Path) -> list[str]:
+    """One line on the latency model's error, checked in a fresh process, in the target region apart."""
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    parts = [
+        f"{name} {100 * v['mean_abs_error']:.1f}% (bias {100 * v['mean_bias']:+.1f}%, {v['n']} nets)"
+        for name, v in r["by_region"].items()
+    ]
+    return [
+        f"- latency model, checked on {r['n']} nets timed whole in a fresh process: mean abs error "
+        f"{100 * r['mean_abs_error']:.1f}%; by region: {'; '.join(parts)} (`latency_check.json`)"
+    ]
+
+
+def _noise_lines(noise: dict | None) -> list[str]:
+    """One line on how noisy a supernet score is against the spread of the candidates' scores."""
+    if not noise:
+        return []
+    enough = "under" if noise["ratio"] < 1 / 3 else "not under"
+    return [
+        f"- scores: one supernet score's noise SD {noise['noise_sd']:.2f} points (re-scoring with other BN "
+        f"recalibration batches {noise['rescore_sd']:.2f}, over {noise['rescored']} candidates; the ranking set's "
+        f"{noise['ranking_images']} images {noise['binomial_sd']:.2f}) against the candidates' spread SD "
+        f"{noise['spread_sd']:.2f}: ratio {noise['ratio']:.2f}, {enough} a third"
+    ]
 
 
 def write_search_report(out: str | Path) -> Path:
@@ -101,7 +145,7 @@ def write_search_report(out: str | Path) -> Path:
     ax.grid(alpha=0.3)
     save_figure(fig, out / "pareto.png")
 
-    skeleton = [n for n in nets if n not in ("found", "random_best")][0]
+    skeleton = [n for n in nets if n not in ("found", "random_best", *BASELINES)][0]
     epochs, budget = cfg["epochs"], cfg["population"] * cfg["generations"]
     hard = cfg["hard"]
     lines = [
@@ -112,9 +156,12 @@ def write_search_report(out: str | Path) -> Path:
         f"- latency: {runtime}, batch {cfg['latency_batch_size']}, {cfg['latency_threads']} thread(s); "
         f"target {target:.3f} {unit} "
         f"({'hard constraint' if hard else 'soft reward, w = ' + str(cfg['w'])})",
-        f"- supernet: {epochs} epoch{'s' * (epochs != 1)} of uniform single-path training; "
-        f"{budget} candidates evaluated by "
+        f"- supernet: {epochs} epoch{'s' * (epochs != 1)} of single-path training on "
+        + _paths_text(summary.get("training_paths"), cfg.get("sampling", "uniform"))
+        + f"; {budget} candidates evaluated by "
         "evolution and as many by random search (BN recalibrated, top-1 on images held out from the train split)",
+        *_noise_lines(summary.get("score_noise")),
+        *_latency_lines(out / "latency_check.json"),
         f"- retraining: {cfg['retrain_epochs']} epoch{'s' * (cfg['retrain_epochs'] != 1)}, "
         f"seeds {', '.join(map(str, cfg['seeds']))}, the same recipe "
         "for every net; top-1 on the data's own validation split",
@@ -156,7 +203,10 @@ def write_search_report(out: str | Path) -> Path:
                 f"(median {statistics.median(top):.2f}%)."
             )
     contrasts = holm_correct(
-        [paired(by_seed[other], by_seed["found"], label=f"found - {other}") for other in ("random_best", skeleton)]
+        [
+            paired(by_seed[other], by_seed["found"], label=f"found - {other}")
+            for other in ("random_best", skeleton, *(b for b in BASELINES if b in nets))
+        ]
     )
     seeds = max(c.n for c in contrasts)
     lines += [
@@ -173,6 +223,7 @@ def write_search_report(out: str | Path) -> Path:
             f"comparisons; resolved: corrected p < {ALPHA}. ± in the table is the SD over seeds."
         ),
         "",
+        *(ranking_lines(json.loads((out / RANKING).read_text())) if (out / RANKING).exists() else []),
         "![Pareto](pareto.png)",
         "",
         "Files: `found.json` and `random_best.json` (architecture files: `mixnet train --arch found.json`), "

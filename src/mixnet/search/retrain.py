@@ -1,8 +1,9 @@
 """After the search: the winners retrained from scratch beside the skeleton scaled to the same latency.
 
 Three nets are trained with the same recipe and seeds: the evolution's best, the random search's best, and
-the skeleton (MixNet-S) with the width multiplier whose measured latency is closest to the found net's.
-Each is a run of :mod:`mixnet.experiment.runs` with the cluttered-digits recipe (the small kernel study's),
+the skeleton (MixNet-S) with the width multiplier whose measured latency is closest to the found net's; with
+the ranking check (:mod:`mixnet.search.ranking`) also its median random feasible net and its MACs pick.
+Each is a run of :mod:`mixnet.experiment.runs` with the cluttered-digits recipe,
 recorded as one row of ``retrain.jsonl``. Their end-to-end latency is measured interleaved in one session
 (in the search's runtime; counted for the MACs proxy), and the report compares them paired by seed.
 """
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 from mixnet.experiment.rows import read_runs, write_json
-from mixnet.experiment.runs import recipe, record_run
-from mixnet.search.latency import UNITS, measure_configs
+from mixnet.experiment.runs import record_run
+from mixnet.models.archfile import load_arch
+from mixnet.search.netcost import UNITS, measure_configs
+from mixnet.search.ranking import RANKING, RANKING_DIR
 from mixnet.search.space import Arch, SearchSpace
-
-RECIPE = "cluttered-digits"
+from mixnet.search.standalone import train_config
 
 WIDTHS = tuple(round(0.25 + 0.05 * i, 2) for i in range(16))  # 0.25 .. 1.0
 
@@ -33,27 +34,6 @@ def matched_width(cfg, space: SearchSpace, found_config) -> tuple[float, float, 
     by_width = dict(zip(WIDTHS, ms[1:], strict=True))
     width = min(WIDTHS, key=lambda w: abs(by_width[w] - ms[0]))
     return width, ms[0], by_width
-
-
-def train_config(cfg, run_dir: Path, seed: int, arch: str | None = None, width: float | None = None, **extra):
-    """The retraining run's configuration: the cluttered-digits recipe on the search's data, size and crops."""
-    return recipe(RECIPE).config(
-        data=cfg.data,
-        img_size=cfg.img_size,
-        model=cfg.skeleton,
-        arch=arch,
-        width_mult=width,
-        epochs=cfg.retrain_epochs,
-        crop_scale=tuple(cfg.crop_scale),
-        crop_pct=cfg.crop_pct,
-        seed=seed,
-        threads=cfg.threads,
-        workers=cfg.workers,
-        device=cfg.device,
-        out=str(run_dir),
-        progress=False,
-        **{"seeded_augmentation": True, **extra},  # paired seeds across the retrained nets
-    )
 
 
 def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], log) -> None:
@@ -74,6 +54,18 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
         "random_best": {"arch": str(out / "random_best.json")},
         f"{cfg.skeleton}_w{match['width']}": {"width": match["width"]},
     }
+    configs = [
+        found_config,
+        space.config(archs[result.random_best["arch"]]),
+        space.base.replace(width_mult=match["width"]),
+    ]
+    ranking = out / RANKING
+    if ranking.exists():  # the ranking check's baselines: the median random feasible net and the MACs pick
+        picks = json.loads(ranking.read_text())
+        for name in ("random_median", "macs_pick"):
+            path = out / RANKING_DIR / f"{picks[name]}.json"
+            nets[name] = {"arch": str(path)}
+            configs.append(load_arch(path)[1])
     results_path = out / "retrain.jsonl"
     done = read_runs(results_path)
     for seed in cfg.seeds:
@@ -90,11 +82,6 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
                 {"run": run, "net": name, "seed": seed},
             )
             log(f"{run}: {row.get('top1', row.get('error'))}")
-    configs = [
-        found_config,
-        space.config(archs[result.random_best["arch"]]),
-        space.base.replace(width_mult=match["width"]),
-    ]
     ms = measure_configs(
         configs, runtime=cfg.runtime, img_size=cfg.img_size, batch=cfg.latency_batch_size, threads=cfg.latency_threads
     )

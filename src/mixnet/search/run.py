@@ -9,6 +9,7 @@ is refused (a table or target that does not fit) writes nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,11 +22,21 @@ from mixnet.experiment.folder import claim_folder
 from mixnet.experiment.rows import write_json, write_text
 from mixnet.models.archfile import save_arch
 from mixnet.search.config import SearchConfig, upgrade_record
-from mixnet.search.evolve import Evaluator, Objective, best, check_target, evolution_search, random_search
-from mixnet.search.latency import LatencyTable, load_table, measure_configs, measure_table
+from mixnet.search.evolve import (
+    Evaluator,
+    Objective,
+    best,
+    check_target,
+    evolution_search,
+    fixed_batches,
+    random_search,
+    repair,
+)
+from mixnet.search.latency import LatencyTable, load_table, measure_table
+from mixnet.search.netcost import measure_configs
 from mixnet.search.space import SKIP, Arch, SearchSpace
-from mixnet.search.train import build_splits, supernet_recipe, train_supernet
-from mixnet.train.distributed import DistInfo, cleanup_distributed, init_distributed
+from mixnet.search.train import build_splits, supernet_recipe, supernet_steps, train_supernet
+from mixnet.train.distributed import DistInfo, broadcast_object, cleanup_distributed, init_distributed
 
 RECORD = "search.json"
 
@@ -114,6 +125,7 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             crop_pct=cfg.crop_pct,
         )
         num_classes = len(splits.class_names)
+        table = target = None
         if info.is_main:  # refuse before anything is written or trained: the table given, then the target
             table = given_table(cfg)
             skeleton = None
@@ -125,6 +137,9 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             table = table or latency_table(cfg, space, out, num_classes, log)
             target = _target(cfg, space, table, out, log, skeleton)
             check_target(table, target)
+            latency_check(cfg, space, table, target, out, log)
+        table, target = broadcast_object((table, target), info)  # every process draws the same feasible paths
+        sample = training_sampler(cfg, space, table, target)
         recipe = supernet_recipe(
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
@@ -134,7 +149,7 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             workers=cfg.workers,
             threads=cfg.threads,
         )
-        supernet = train_supernet(space, splits, out, info, recipe, log=log)
+        supernet = train_supernet(space, splits, out, info, recipe, sample=sample, log=log)
         if not info.is_main:
             return None
     finally:
@@ -142,7 +157,60 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
     # Rank 0 goes on alone: the retraining must not try to join the process group the others left.
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         os.environ.pop(key, None)
-    return _search_and_report(cfg, space, splits, supernet, table, target, out, info, log)
+    paths = training_path_share(cfg, space, table, target, supernet_steps(splits, recipe, info.world_size))
+    log(
+        f"supernet: {paths['meet_target']:.0%} of its {paths['steps']} training paths meet the target "
+        f"({paths['sampling']} sampling; uniform paths would have: {paths['uniform_would_meet']:.0%})"
+    )
+    return _search_and_report(cfg, space, splits, supernet, table, target, out, info, log, paths)
+
+
+LATENCY_CHECK = "latency_check.json"
+
+
+def latency_check(cfg: SearchConfig, space: SearchSpace, table: LatencyTable, target: float, out: Path, log) -> None:
+    """The latency model checked where the search uses it: nets timed whole in a fresh process, the target
+    region and the space's extremes among them (once per folder; skipped for the exact MACs count)."""
+    path = out / LATENCY_CHECK
+    if not cfg.latency_check or not table.measured or path.exists():
+        return
+    from mixnet.search.predictor import plot_predictor, predictor_error
+
+    result = predictor_error(table, space, n=cfg.latency_check, seed=cfg.seed + 1, target=target)
+    write_json(path, result)
+    plot_predictor(result, path.with_suffix(".png"))
+    region = result["by_region"]["target"]
+    log(
+        f"latency model, fresh process: mean abs error {100 * result['mean_abs_error']:.1f}% on {result['n']} nets; "
+        f"target region {100 * region['mean_abs_error']:.1f}% (bias {100 * region['mean_bias']:+.1f}%)"
+    )
+
+
+def training_sampler(cfg: SearchConfig, space: SearchSpace, table: LatencyTable, target: float):
+    """How the supernet's training paths are drawn: repaired to meet a hard target (``sampling`` feasible),
+    else uniform over the space (None)."""
+    if cfg.sampling != "feasible" or not cfg.hard:
+        return None
+    objective = Objective(target, cfg.w, cfg.hard)
+    return lambda rng: repair(space.sample(rng), space, table, objective, rng)
+
+
+def training_path_share(cfg: SearchConfig, space: SearchSpace, table: LatencyTable, target: float, steps: int) -> dict:
+    """The share of the supernet's training paths that meet the target, beside the share uniform paths would
+    have had (the same steps and seed)."""
+    from mixnet.search.train import training_paths
+
+    def share(sample) -> float:
+        paths = training_paths(space, cfg.seed, steps, sample)
+        return sum(table.predict(p) <= target for p in paths) / max(1, len(paths))
+
+    sampled = training_sampler(cfg, space, table, target)
+    return {
+        "sampling": "feasible" if sampled else "uniform",
+        "steps": steps,
+        "meet_target": round(share(sampled), 4),
+        "uniform_would_meet": round(share(None), 4),
+    }
 
 
 def _skeleton_latency(cfg: SearchConfig, space: SearchSpace, table: LatencyTable) -> float:
@@ -185,7 +253,9 @@ def _target(
     return target
 
 
-def _search_and_report(cfg, space, splits, supernet, table, target, out: Path, info: DistInfo, log) -> SearchResult:
+def _search_and_report(
+    cfg, space, splits, supernet, table, target, out: Path, info: DistInfo, log, paths: dict
+) -> SearchResult:
     device = info.device
     supernet.eval()
     recal = DataLoader(
@@ -217,15 +287,56 @@ def _search_and_report(cfg, space, splits, supernet, table, target, out: Path, i
         meta = {k: row[k] for k in ("top1", "latency", "reward")} | {"method": row["method"], "target": target}
         meta["unit"] = table.unit
         files[name] = save_arch(out / f"{name}.json", space.config(archs[row["arch"]]), name, meta)
-    write_json(
-        out / "search_summary.json", {"target": target, "unit": table.unit, "found": found, "random_best": random_best}
+    other = DataLoader(
+        splits.train, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed + 1)
     )
+    noise = score_noise(evaluate, archs, evolved + randoms, fixed_batches(other, cfg.recal_batches), len(val.dataset))
+    log(
+        f"scores: noise SD {noise['noise_sd']:.2f} points (re-scoring {noise['rescore_sd']:.2f}, ranking set "
+        f"{noise['binomial_sd']:.2f}) against a spread of {noise['spread_sd']:.2f}: ratio {noise['ratio']:.2f}"
+    )
+    summary = {"target": target, "unit": table.unit, "found": found, "random_best": random_best}
+    write_json(out / "search_summary.json", summary | {"training_paths": paths, "score_noise": noise})
+    if cfg.check_ranking:
+        from mixnet.search.ranking import check_ranking
+
+        check_ranking(cfg, space, table, evaluate, out, log)
     result = SearchResult(out, target, found, random_best, files, table.unit)
     if cfg.retrain_epochs:
         from mixnet.search.retrain import retrain_and_report
 
         retrain_and_report(cfg, space, result, archs, log)
     return result
+
+
+def score_noise(evaluate: Evaluator, archs: dict, rows: list[dict], other_recal, images: int, k: int = 16) -> dict:
+    """How noisy a supernet score is against how much the candidates' scores differ.
+
+    ``k`` candidates (every ``len(rows) // k``-th) are scored again with other recalibration batches; the
+    re-scoring SD is the SD of the two scores' difference over sqrt(2) (one score's share). The ranking
+    set's own sampling SD is the binomial ``sqrt(p (1 - p) / images)`` at the mean score. Their root sum of
+    squares is one score's noise; the spread is the SD of all candidates' scores. A ratio under 1/3 lets the
+    scores rank candidates whose true scores differ by about one spread.
+    """
+    import statistics
+
+    scores = [r["top1"] for r in rows]
+    picked = rows[:: max(1, len(rows) // k)][:k]
+    diffs = [evaluate.score(archs[r["arch"]], other_recal)[0] - r["top1"] for r in picked]
+    rescore = statistics.stdev(diffs) / math.sqrt(2) if len(diffs) > 1 else math.nan
+    p = statistics.fmean(scores) / 100
+    binomial = 100 * math.sqrt(p * (1 - p) / max(1, images))
+    spread = statistics.stdev(scores) if len(scores) > 1 else math.nan
+    noise = math.hypot(rescore, binomial)
+    return {
+        "rescored": len(picked),
+        "rescore_sd": round(rescore, 4),
+        "binomial_sd": round(binomial, 4),
+        "noise_sd": round(noise, 4),
+        "spread_sd": round(spread, 4),
+        "ratio": round(noise / spread, 4) if spread else math.inf,
+        "ranking_images": images,
+    }
 
 
 def _archs_by_key(space: SearchSpace, keys) -> dict[str, Arch]:

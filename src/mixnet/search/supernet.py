@@ -9,7 +9,12 @@ Each block holds the largest weights any choice needs, and a choice uses a part 
 - expansion ratio: the first ``in x e`` channels of the expansion conv, its BN and everything after (a
   channel mask);
 - 1x1 convs in 2 groups: the block-diagonal part of the dense weight;
-- squeeze-excite: the first ``in x ratio`` channels of its bottleneck.
+- squeeze-excite: the first ``in x ratio`` channels of its bottleneck;
+- expansion 1 (no expansion conv): the depthwise, SE and projection weights and their BNs are the block's
+  own (:class:`_Tail`), not the first ``in`` channels of the expanded paths' weights. Those channels carry
+  an expanded path's features most of the time, and an expansion-1 path feeding them the block's input
+  instead would rank by weights trained for another input (the few-shot idea of Zhao et al. 2021, applied
+  to the one choice that changes what the depthwise conv sees).
 
 :meth:`SuperNet.extract` copies a path's weights out into an ordinary :class:`mixnet.MixNet` that computes
 the same function (tested), which is how candidates are evaluated (after BN recalibration) and how a
@@ -57,6 +62,26 @@ def kernel_mask(channels: int, kernels: tuple[int, ...], kmax: int, device=None)
     return mask
 
 
+class _Tail(nn.Module):
+    """The depthwise, squeeze-excite and projection weights of a block for inputs up to ``width`` channels."""
+
+    def __init__(self, width: int, c_out: int, kmax: int, se_max: int, bn) -> None:
+        super().__init__()
+        self.dw_w = nn.Parameter(torch.empty(width, 1, kmax, kmax))
+        self.dw_bn = bn(width)
+        if se_max:
+            self.se_reduce_w = nn.Parameter(torch.empty(se_max, width, 1, 1))
+            self.se_reduce_b = nn.Parameter(torch.zeros(se_max))
+            self.se_expand_w = nn.Parameter(torch.empty(width, se_max, 1, 1))
+            self.se_expand_b = nn.Parameter(torch.zeros(width))
+            nn.init.normal_(self.se_reduce_w, 0.0, math.sqrt(2.0 / se_max))
+            nn.init.normal_(self.se_expand_w, 0.0, math.sqrt(2.0 / width))
+        self.project_w = nn.Parameter(torch.empty(c_out, width, 1, 1))
+        self.project_bn = bn(c_out)
+        nn.init.normal_(self.dw_w, 0.0, math.sqrt(2.0 / (kmax * kmax)))
+        nn.init.normal_(self.project_w, 0.0, math.sqrt(2.0 / c_out))
+
+
 class SuperBlock(nn.Module):
     """One block position with the weights of every choice (see the module docstring)."""
 
@@ -64,36 +89,22 @@ class SuperBlock(nn.Module):
         super().__init__()
         self.slot = slot
         c_in, c_out = slot.in_channels, slot.out_channels
-        self.mid_max = int(c_in * max(space.expansions))
+        expanded = [e for e in space.expansions if e != 1]
+        self.mid_max = int(c_in * max(expanded)) if expanded else c_in
         self.kmax = max(max(k) for k in space.kernels)
         ratios = [r for r in space.se_ratios if r]
         self.se_max = max(1, int(c_in * max(ratios))) if ratios else 0
-        width = max(self.mid_max, c_in)
 
         def bn(c: int) -> nn.BatchNorm2d:
             return nn.BatchNorm2d(c, eps=bn_eps, momentum=bn_momentum)
 
-        self.expand_w = nn.Parameter(torch.empty(self.mid_max, c_in, 1, 1))
-        self.expand_bn = bn(self.mid_max)
-        self.dw_w = nn.Parameter(torch.empty(width, 1, self.kmax, self.kmax))
-        self.dw_bn = bn(width)
-        if self.se_max:
-            self.se_reduce_w = nn.Parameter(torch.empty(self.se_max, width, 1, 1))
-            self.se_reduce_b = nn.Parameter(torch.zeros(self.se_max))
-            self.se_expand_w = nn.Parameter(torch.empty(width, self.se_max, 1, 1))
-            self.se_expand_b = nn.Parameter(torch.zeros(width))
-        self.project_w = nn.Parameter(torch.empty(c_out, width, 1, 1))
-        self.project_bn = bn(c_out)
+        self.expand_w = nn.Parameter(torch.empty(self.mid_max, c_in, 1, 1)) if expanded else None
+        self.expand_bn = bn(self.mid_max) if expanded else None
+        if expanded:
+            nn.init.normal_(self.expand_w, 0.0, math.sqrt(2.0 / self.mid_max))
+        self.tail = _Tail(self.mid_max, c_out, self.kmax, self.se_max, bn) if expanded else None
+        self.tail_e1 = _Tail(c_in, c_out, self.kmax, self.se_max, bn) if 1 in space.expansions else None
         self.has_skip = slot.stride == 1 and c_in == c_out
-        for w, fan_out in (
-            (self.expand_w, self.mid_max),
-            (self.dw_w, self.kmax * self.kmax),
-            (self.project_w, c_out),
-        ):
-            nn.init.normal_(w, 0.0, math.sqrt(2.0 / fan_out))
-        if self.se_max:
-            nn.init.normal_(self.se_reduce_w, 0.0, math.sqrt(2.0 / self.se_max))
-            nn.init.normal_(self.se_expand_w, 0.0, math.sqrt(2.0 / width))
 
     def _bn(self, x: torch.Tensor, bn: nn.BatchNorm2d, c: int) -> torch.Tensor:
         # Slices of the running statistics are views: batch_norm updates the shared buffers in place.
@@ -107,6 +118,10 @@ class SuperBlock(nn.Module):
             bn.momentum,
             bn.eps,
         )
+
+    def tail_of(self, choice: BlockChoice) -> _Tail:
+        """The weights after the expansion that ``choice`` uses: the expansion-1 paths' own, or the shared."""
+        return self.tail_e1 if choice.expand == 1 else self.tail
 
     def forward(self, x: torch.Tensor, choice: BlockChoice, act: type[nn.Module]) -> torch.Tensor:
         """Runs the path ``choice`` (``act``: the base activation, used where the choice is not swish);
@@ -123,22 +138,23 @@ class SuperBlock(nn.Module):
             x = a(self._bn(F.conv2d(x, w if mask is None else w * mask), self.expand_bn, mid))
         else:
             mid = c_in
+        t = self.tail_of(choice)
         k = max(choice.kernels)
         p = (self.kmax - k) // 2
-        w = self.dw_w[:mid, :, p : p + k, p : p + k]
+        w = t.dw_w[:mid, :, p : p + k, p : p + k]
         if len(choice.kernels) > 1:
             w = w * kernel_mask(mid, choice.kernels, k, w.device)
         x = F.conv2d(x, w, None, self.slot.stride, k // 2, 1, mid)
-        x = a(self._bn(x, self.dw_bn, mid))
+        x = a(self._bn(x, t.dw_bn, mid))
         if choice.se:
             se = max(1, int(c_in * choice.se))
             s = x.mean((2, 3), keepdim=True)
-            s = a(F.conv2d(s, self.se_reduce_w[:se, :mid], self.se_reduce_b[:se]))
-            s = F.conv2d(s, self.se_expand_w[:mid, :se], self.se_expand_b[:mid])
+            s = a(F.conv2d(s, t.se_reduce_w[:se, :mid], t.se_reduce_b[:se]))
+            s = F.conv2d(s, t.se_expand_w[:mid, :se], t.se_expand_b[:mid])
             x = x * s.sigmoid()
-        w = self.project_w[:, :mid]
+        w = t.project_w[:, :mid]
         mask = group_mask(c_out, mid, choice.project_groups, w.device)
-        x = self._bn(F.conv2d(x, w if mask is None else w * mask), self.project_bn, c_out)
+        x = self._bn(F.conv2d(x, w if mask is None else w * mask), t.project_bn, c_out)
         return x + shortcut if self.has_skip else x
 
     def extract(self, choice: BlockChoice, prefix: str) -> dict[str, torch.Tensor]:
@@ -162,21 +178,20 @@ class SuperBlock(nn.Module):
             bn("expand_bn", self.expand_bn, mid)
         else:
             mid = c_in
+        t = self.tail_of(choice)
         o = _offsets(split_channels(mid, len(choice.kernels)))
         for g, k in enumerate(choice.kernels):
             p = (self.kmax - k) // 2
-            out[f"{prefix}dw_conv.convs.{g}.weight"] = (
-                self.dw_w[o[g] : o[g + 1], :, p : p + k, p : p + k].detach().clone()
-            )
-        bn("dw_bn", self.dw_bn, mid)
+            out[f"{prefix}dw_conv.convs.{g}.weight"] = t.dw_w[o[g] : o[g + 1], :, p : p + k, p : p + k].detach().clone()
+        bn("dw_bn", t.dw_bn, mid)
         if choice.se:
             se = max(1, int(c_in * choice.se))
-            out[f"{prefix}se.reduce.weight"] = self.se_reduce_w[:se, :mid].detach().clone()
-            out[f"{prefix}se.reduce.bias"] = self.se_reduce_b[:se].detach().clone()
-            out[f"{prefix}se.expand.weight"] = self.se_expand_w[:mid, :se].detach().clone()
-            out[f"{prefix}se.expand.bias"] = self.se_expand_b[:mid].detach().clone()
-        pointwise("project_conv", self.project_w[:, :mid], c_out, mid, choice.project_groups)
-        bn("project_bn", self.project_bn, c_out)
+            out[f"{prefix}se.reduce.weight"] = t.se_reduce_w[:se, :mid].detach().clone()
+            out[f"{prefix}se.reduce.bias"] = t.se_reduce_b[:se].detach().clone()
+            out[f"{prefix}se.expand.weight"] = t.se_expand_w[:mid, :se].detach().clone()
+            out[f"{prefix}se.expand.bias"] = t.se_expand_b[:mid].detach().clone()
+        pointwise("project_conv", t.project_w[:, :mid], c_out, mid, choice.project_groups)
+        bn("project_bn", t.project_bn, c_out)
         return out
 
 

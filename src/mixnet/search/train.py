@@ -1,9 +1,10 @@
-"""Training the supernet: uniform single-path sampling (SPOS, Guo et al. 2020), resumable, under torchrun.
+"""Training the supernet: single-path sampling (SPOS, Guo et al. 2020), resumable, under torchrun.
 
-Every step trains one path drawn uniformly from the space, so all paths get trained about equally and no
-path's ranking is favoured by the training itself (the reason SPOS decouples supernet training from the
-search). The path of step ``t`` is drawn from a generator seeded by ``(seed, t)``: every DDP process trains
-the same path, and a resumed run draws what an unbroken one would have. The training is ``mixnet train``'s:
+Every step trains one path, drawn by the search's own sampler: under a hard latency target, a uniform draw
+repaired to meet the target (the same draw the searches start from), so the supernet is trained on the
+region it will rank (constraint-aware sampling); else a uniform draw from the whole space. The path of step
+``t`` is drawn from a generator seeded by ``(seed, t)``: every DDP process trains the same path, and a
+resumed run draws what an unbroken one would have. The training is ``mixnet train``'s:
 its loaders, optimizer and schedule (:func:`supernet_recipe`), engine, epoch loop and checkpoint contents
 (weights, optimizer, schedule, every process's RNG state, epoch), written atomically after every epoch.
 """
@@ -11,6 +12,7 @@ its loaders, optimizer and schedule (:func:`supernet_recipe`), engine, epoch loo
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from torch.utils.data import Dataset, Subset
 
 from mixnet.io.files import read_checkpoint
 from mixnet.measure.threads import threads as thread_count
-from mixnet.search.space import SearchSpace
+from mixnet.search.space import Arch, SearchSpace
 from mixnet.search.supernet import SuperNet
 from mixnet.train.checkpoint import save_checkpoint
 from mixnet.train.config import TrainConfig
@@ -66,21 +68,30 @@ def build_splits(data: str, img_size: int, *, search_fraction: float, seed: int,
     return Splits(Subset(train_ds, rest), Subset(train_eval_ds, held), val_ds, names)
 
 
-def path_of_step(space: SearchSpace, seed: int, step: int):
-    """The path trained at optimizer step ``step`` (the same in every process and after a resume)."""
-    return space.sample(random.Random(seed * 1_000_003 + step))
+Sampler = Callable[[random.Random], Arch]
+
+
+def path_of_step(space: SearchSpace, seed: int, step: int, sample: Sampler | None = None) -> Arch:
+    """The path trained at optimizer step ``step`` (the same in every process and after a resume), drawn by
+    ``sample`` (default: uniform over the space)."""
+    return (sample or space.sample)(random.Random(seed * 1_000_003 + step))
+
+
+def training_paths(space: SearchSpace, seed: int, steps: int, sample: Sampler | None = None) -> list[Arch]:
+    """Every path a training of ``steps`` optimizer steps trains, in order."""
+    return [path_of_step(space, seed, t, sample) for t in range(steps)]
 
 
 class _PathOfStep(nn.Module):
     """The supernet as a one-input module for the training engine: a forward trains the path of the
     current optimizer step (the scheduler's position)."""
 
-    def __init__(self, net: SuperNet, space: SearchSpace, seed: int, scheduler) -> None:
+    def __init__(self, net: SuperNet, space: SearchSpace, seed: int, scheduler, sample: Sampler | None) -> None:
         super().__init__()
-        self.net, self.space, self.seed, self.scheduler = net, space, seed, scheduler
+        self.net, self.space, self.seed, self.scheduler, self.sample = net, space, seed, scheduler, sample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x, path_of_step(self.space, self.seed, self.scheduler.last_epoch))
+        return self.net(x, path_of_step(self.space, self.seed, self.scheduler.last_epoch, self.sample))
 
 
 def supernet_recipe(
@@ -105,11 +116,25 @@ def supernet_recipe(
     )
 
 
+def supernet_steps(splits: Splits, config: TrainConfig, world_size: int = 1) -> int:
+    """Optimizer steps of the whole supernet training (full batches only, as the loader draws them)."""
+    batch = fit_batch(config.batch_size, 1, len(splits.train), world_size)
+    return config.epochs * (len(splits.train) // world_size // batch)
+
+
 def train_supernet(
-    space: SearchSpace, splits: Splits, out: Path, info: DistInfo, config: TrainConfig, *, log=print
+    space: SearchSpace,
+    splits: Splits,
+    out: Path,
+    info: DistInfo,
+    config: TrainConfig,
+    *,
+    sample: Sampler | None = None,
+    log=print,
 ) -> SuperNet:
     """Trains (or resumes training) the supernet on ``config`` (:func:`supernet_recipe`) with the training
-    loop's parts; returns it (unwrapped) after the last epoch."""
+    loop's parts, each step on the path ``sample`` draws (default: uniform); returns it (unwrapped) after the
+    last epoch."""
     seed, epochs = config.seed, config.epochs
     with thread_count(config.threads or None):
         torch.manual_seed(seed)
@@ -126,7 +151,13 @@ def train_supernet(
             ckpt = read_checkpoint(ckpt_path)
             if "model" not in ckpt or "optimizer" not in ckpt:
                 raise ValueError(f"{ckpt_path} is not a checkpoint of this supernet training; delete it to train again")
-            net.load_state_dict(ckpt["model"])
+            try:
+                net.load_state_dict(ckpt["model"])
+            except RuntimeError:
+                raise ValueError(
+                    f"{ckpt_path} holds a supernet of another layout (an earlier version of mixnet, or another "
+                    "search space); delete it, or search in a new folder"
+                ) from None
             start = restore_state(state, ckpt, info, seed)
             if start < epochs:
                 log(f"supernet: resuming after epoch {start} of {epochs}")
@@ -136,7 +167,7 @@ def train_supernet(
             loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
             dist=info,
         )
-        model = distribute(_PathOfStep(net, space, seed, state.scheduler), info, find_unused=True)
+        model = distribute(_PathOfStep(net, space, seed, state.scheduler, sample), info, find_unused=True)
 
         def end_epoch(epoch: int, row: dict, rng: list[dict]) -> None:
             save_checkpoint(ckpt_path, {**state.state_dict(), "epoch": epoch + 1, "epochs": epochs, "rng": rng})

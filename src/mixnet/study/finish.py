@@ -11,7 +11,7 @@ from mixnet.models.complexity import config_complexity
 from mixnet.models.registry import resolve_config
 from mixnet.study.results import RUN_COLUMNS, SUMMARY_COLUMNS, read_rows, summarize
 from mixnet.study.runner import STUDY_FILE
-from mixnet.study.spec import Study, study_from_dict
+from mixnet.study.spec import Study, StudyError, study_from_dict
 
 LATENCY_FILE = "latency.json"
 COMMAND_FILE = "command.txt"
@@ -24,7 +24,12 @@ def read_study(out: str | Path) -> Study:
         mixnet.experiment.folder.ForeignFolderError: no readable study record in ``out``.
     """
     record = read_record(out, STUDY_FILE, kind="study")
-    return study_from_dict(record["study"], record.get("source", str(Path(out) / STUDY_FILE)), check_data=False)
+    here = str(Path(out) / STUDY_FILE)
+    try:
+        return study_from_dict(record["study"], record.get("source", here), check_data=False)
+    except StudyError:
+        # The study file's folder is elsewhere now: its architecture files were copied into the study folder.
+        return study_from_dict(record["study"], here, check_data=False)
 
 
 def latency_table(study: Study, out: Path, num_classes: int, measure: bool, progress: bool) -> dict | None:

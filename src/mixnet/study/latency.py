@@ -32,7 +32,10 @@ def measure_latency(study: Study, num_classes: int, progress: bool = False) -> d
     contenders = {}
     for variant in study.architectures():
         model = create_model(
-            variant.model, num_classes=num_classes, kernels=variant.kernels, **study.arch_overrides()
+            study.model_source(variant),
+            num_classes=num_classes,
+            kernels=variant.kernels,
+            **study.arch_overrides(variant),
         ).to(device)
         fast = optimize_for_inference(model, img_size=study.img_size, channels_last=device.type == "cpu")
         contenders[variant.key] = torch_runner(fast, x)

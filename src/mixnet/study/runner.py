@@ -13,13 +13,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mixnet.atomic import write_text
+from mixnet.data.datasets import BUILTIN_SETS
 from mixnet.experiment import runs as experiment_runs
 from mixnet.experiment.folder import claim_folder
 from mixnet.experiment.rows import append_row
 from mixnet.models.complexity import config_complexity
-from mixnet.models.registry import resolve_config
 from mixnet.study.results import read_rows, results_name
-from mixnet.study.spec import BUILTIN_DATA, Study, StudyError, Variant
+from mixnet.study.spec import Study, StudyError, Variant, arch_name
 from mixnet.train.checkpoint import CHECKPOINT_NAME
 
 STUDY_FILE = "study.json"
@@ -73,6 +74,10 @@ def prepare_folder(study: Study, out: Path) -> None:
         identity=lambda r: {**r["study"], "pairing": r.get("pairing")},
         defaults={"contrasts": []},  # a study without contrasts is the same study as before they existed
     )
+    for model in study.models:  # the folder keeps the architecture files it trained: reports read it alone
+        path = study.arch_file(arch_name(model))
+        if path is not None and not (out / model).exists():
+            write_text(out / model, path.read_text())
 
 
 def study_record(study: Study) -> dict:
@@ -101,7 +106,7 @@ def plan_runs(study: Study, out: Path, shard: tuple[int, int] = (0, 1), retry_fa
 def class_count(study: Study) -> int | None:
     """Classes of the study's data without loading it: 10 for the built-in digits, the class folders of an
     ImageFolder's train/ (None when the data is not here)."""
-    if study.data in BUILTIN_DATA:
+    if study.data in BUILTIN_SETS:
         return 10
     train = Path(study.data) / "train"
     return sum(p.is_dir() for p in train.iterdir()) if study.data and train.is_dir() else None
@@ -113,14 +118,14 @@ def variant_costs(study: Study, num_classes: int) -> list[dict]:
     rows = []
     for v in study.architectures():
         fields = complexity_fields(study, v, num_classes)
-        width = resolve_config(v.model, v.kernels, **study.arch_overrides()).width_mult
-        rows.append({"model": v.model, "kernels": v.kernels, "width_mult": width, **fields})
+        width = study.model_config(v).width_mult
+        rows.append({"model": v.family, "kernels": v.kernels, "width_mult": width, **fields})
     return rows
 
 
 def complexity_fields(study: Study, variant: Variant, num_classes: int) -> dict:
     """Params and MACs of a run's model, at the study's setting and at ImageNet's (224 px, 1000 classes)."""
-    config = resolve_config(variant.model, variant.kernels, **study.arch_overrides())
+    config = study.model_config(variant)
     here = config_complexity(config, study.img_size, num_classes=num_classes)
     imagenet = config_complexity(config, 224, num_classes=1000)
     return {
@@ -135,7 +140,7 @@ def complexity_fields(study: Study, variant: Variant, num_classes: int) -> dict:
 def run_one(study: Study, variant: Variant, out: Path, *, nproc_per_node: int = 1, **train_options) -> dict:
     """Trains (or resumes) one run and returns its results row; failures are returned as a failed row."""
     run_dir = out / "runs" / variant.run_id
-    row = {"run": variant.run_id, "key": variant.key, "model": variant.model, "kernels": variant.kernels}
+    row = {"run": variant.run_id, "key": variant.key, "model": variant.family, "kernels": variant.kernels}
     row["seed"] = variant.seed
     return experiment_runs.run_one(
         run_dir,

@@ -11,7 +11,7 @@ Example::
     width_mult = 0.5                   # optional architecture override, for every model
     variants = ["k3", "k5", "k7", "k3.5", "k3.5.7"]   # kernel specs (see KernelSpec)
     seeds = [0, 1, 2]
-    data = "/data/my-imagefolder"      # ImageFolder root, or digits / cluttered-digits
+    data = "/data/my-imagefolder"      # ImageFolder root, or digits / cluttered-digits / cued-digits
     img_size = 128
     preset = "short"                   # training preset the [train] options start from
     # recipe = "cluttered-digits"      # or a named recipe (preset and options) of mixnet.experiment.runs
@@ -43,16 +43,24 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from mixnet.data.datasets import BUILTIN_SETS
 from mixnet.errors import MixnetError, require
 from mixnet.experiment.runs import RECIPES, Recipe
+from mixnet.models.archfile import is_arch_file, load_arch
 from mixnet.models.complexity import config_complexity
-from mixnet.models.configs import KernelSpec
+from mixnet.models.configs import KernelSpec, MixNetConfig
 from mixnet.models.registry import list_models, resolve_config
 from mixnet.study.paper import PAPER_CURVES
 from mixnet.train.config import PRESETS, TrainConfig
 
 BUILTIN_DIR = "builtin"
-BUILTIN_DATA = ("digits", "cluttered-digits")
+
+
+def arch_name(model: str) -> str:
+    """A study's name for a model entry: a registered name as it is, an architecture file by its stem."""
+    return Path(model).stem if is_arch_file(model) else model
+
+
 # Study-level keys that set training options themselves; [train] must not repeat them.
 _OWN_TRAIN_KEYS = {"model", "data", "img_size", "seed", "kernels", "width_mult", "out", "resume", "preset"}
 _OWN_TRAIN_KEYS |= {"seeded_augmentation"}  # every study run is paired
@@ -79,24 +87,59 @@ class LatencySettings:
     device: str = "cpu"
 
 
+WIDTH_MARK = "@w"  # a variant at its own width: ``k3@w0.5``
+
+
+def parse_variant(text: str) -> tuple[str, float | None]:
+    """``(canonical kernel spec, width multiplier or None)`` of a variant's text: ``k3.5.7`` or ``k3@w0.5``.
+
+    Raises:
+        ValueError: a malformed kernel spec or width.
+    """
+    kernels, _, width = str(text).partition(WIDTH_MARK)
+    canonical = str(KernelSpec.parse(kernels))
+    if not _:
+        return canonical, None
+    try:
+        value = float(width)
+    except ValueError:
+        raise ValueError(f"width after {WIDTH_MARK!r} must be a number, got {width!r}") from None
+    if not value > 0:
+        raise ValueError(f"width must be > 0, got {width!r}")
+    return canonical, value
+
+
+def variant_text(kernels: str, width_mult: float | None) -> str:
+    """The canonical text of a variant: its kernel spec, with ``@w<width>`` when it has a width of its own."""
+    return kernels if width_mult is None else f"{kernels}{WIDTH_MARK}{width_mult:g}"
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One trained point of a study: a baseline with one kernel spec, at one seed.
+    """One trained point of a study: a baseline with one kernel spec (and optionally a width of its own), at one
+    seed.
 
     Attributes:
-        model: registered baseline.
+        model: registered baseline, or the name of an architecture file of the study (its stem).
         kernels: the depthwise kernel spec (text form).
         seed: training seed.
+        width_mult: this variant's own width multiplier (None: the study's), e.g. a positive control.
     """
 
     model: str
     kernels: str
     seed: int
+    width_mult: float | None = None
+
+    @property
+    def family(self) -> str:
+        """The model with its own width, if any (``mobilenet_v2@w0.5``): a curve of its own in the report."""
+        return self.model if self.width_mult is None else f"{self.model}{WIDTH_MARK}{self.width_mult:g}"
 
     @property
     def key(self) -> str:
-        """The architecture's id, shared by its seeds: ``mobilenet_v2-k3.5.7``."""
-        return f"{self.model}-{self.kernels}"
+        """The architecture's id, shared by its seeds: ``mobilenet_v2-k3.5.7``, ``mobilenet_v2@w0.5-k3``."""
+        return f"{self.family}-{self.kernels}"
 
     @property
     def run_id(self) -> str:
@@ -161,31 +204,71 @@ class Study:
     source: str = ""
 
     def runs(self) -> list[Variant]:
-        """Every (model, kernels, seed) run, seed-major: all variants of seed 0 first, so a partial study
+        """Every (model, variant, seed) run, seed-major: all variants of seed 0 first, so a partial study
         already covers every variant once."""
-        return [Variant(m, k, s) for s in self.seeds for m in self.models for k in self.variants]
+        return [
+            Variant(m, *parse_variant(v)[:1], s, parse_variant(v)[1])
+            for s in self.seeds
+            for m in self._models()
+            for v in self.variants
+        ]
 
     def architectures(self) -> list[Variant]:
-        """One entry per (model, kernels), seed 0 as a placeholder."""
-        return [Variant(m, k, self.seeds[0]) for m in self.models for k in self.variants]
+        """One entry per (model, variant), seed 0 as a placeholder."""
+        return [v for v in self.runs() if v.seed == self.seeds[0]]
 
-    def arch_overrides(self) -> dict:
-        """Architecture overrides shared by every model: the width multiplier, and a head width from ``train``."""
-        out = {} if self.width_mult is None else {"width_mult": self.width_mult}
+    def _models(self) -> list[str]:
+        return [arch_name(m) for m in self.models]
+
+    def arch_file(self, model: str) -> Path | None:
+        """The architecture file a model name of this study stands for (None: a registered model)."""
+        for m in self.models:
+            if is_arch_file(m) and arch_name(m) == model:
+                return self.folder() / m
+        return None
+
+    def folder(self) -> Path:
+        """Where the study's architecture files are looked up: the study file's folder (the package's for a
+        built-in study)."""
+        if self.source.startswith("builtin:") or not self.source:
+            return Path(str(resources.files("mixnet.study") / BUILTIN_DIR))
+        return Path(self.source).parent
+
+    def arch_overrides(self, variant: Variant | None = None) -> dict:
+        """Architecture overrides: the width multiplier (the variant's own, else the study's), and a head width
+        from ``train``."""
+        width = variant.width_mult if variant is not None and variant.width_mult is not None else self.width_mult
+        out = {} if width is None else {"width_mult": width}
         if self.train.get("head_channels") is not None:
             out["head_channels"] = self.train["head_channels"]
         return out
 
+    def model_source(self, variant: Variant) -> str:
+        """What ``create_model`` builds a variant from: a registered name or the architecture file's path."""
+        path = self.arch_file(variant.model)
+        return variant.model if path is None else str(path)
+
+    def model_config(self, variant: Variant) -> MixNetConfig:
+        """A variant's architecture, with the study's overrides and its kernel spec."""
+        path = self.arch_file(variant.model)
+        overrides = self.arch_overrides(variant)
+        if path is None:
+            return resolve_config(variant.model, variant.kernels, **overrides)
+        config = load_arch(path)[1]
+        return (config.replace(**overrides) if overrides else config).with_kernels(variant.kernels)
+
     def train_config(self, variant: Variant, out: str | Path, **extra) -> TrainConfig:
         """The training configuration of one run."""
+        path = self.arch_file(variant.model)
+        where = {"model": variant.model} if path is None else {"arch": str(path)}
         return Recipe(self.preset, self.train).config(
-            model=variant.model,
+            **where,
             kernels=variant.kernels,
             seed=variant.seed,
             data=self.data,
             img_size=self.img_size,
             out=str(out),
-            width_mult=self.width_mult,
+            width_mult=self.arch_overrides(variant).get("width_mult"),
             **{"seeded_augmentation": True, **extra},  # paired seeds: only the architecture differs
         )
 
@@ -331,32 +414,41 @@ def _contrasts(raw, source: str) -> tuple[Contrast, ...]:
 
 
 def variant_key(study: Study, ref: str) -> str:
-    """The key (``model-kernels``, canonical spec) of a variant named in a contrast.
+    """The key (``model-variant``, canonical spec) of a variant named in a contrast: a key such as
+    ``mobilenet_v2-k3.5`` or ``mobilenet_v2@w0.5-k3``, or with one model the variant alone (``k3.5``,
+    ``k3@w0.5``).
 
     Raises:
         StudyError: no variant of the study has that name.
     """
     src = study.source or study.name
-    model, kernels = None, ref
-    for m in sorted(study.models, key=len, reverse=True):  # the longest model name that prefixes the reference
+    archs = study.architectures()
+    by_name: dict[str, str] = {}
+    for v in archs:
+        by_name[v.key] = v.key
+        by_name[f"{v.model}-{variant_text(v.kernels, v.width_mult)}"] = v.key
+        if len(study.models) == 1:
+            by_name[variant_text(v.kernels, v.width_mult)] = v.key
+    candidates = [ref]
+    for m in {v.model for v in archs}:  # canonicalise the kernel spec after a model prefix (k5.3 -> k3.5)
         if ref.startswith(m + "-"):
-            model, kernels = m, ref[len(m) + 1 :]
-            break
-    if model is None and len(study.models) == 1:
-        model = study.models[0]
-    try:
-        canonical = str(KernelSpec.parse(kernels))
-    except ValueError:
-        canonical = None
-    known = [v.key for v in study.architectures()]
-    key = f"{model}-{canonical}"
-    _need(
-        model is not None and key in known,
-        src,
-        f"contrast variant {ref!r} is not a variant of this study; variants: {', '.join(known)}"
-        + ("" if len(study.models) == 1 else " (name them model-kernels)"),
+            candidates.append(ref[: len(m) + 1] + _canonical(ref[len(m) + 1 :]))
+    candidates.append(_canonical(ref))
+    for c in candidates:
+        if c in by_name:
+            return by_name[c]
+    known = [v.key for v in archs]
+    raise StudyError(
+        f"{src}: contrast variant {ref!r} is not a variant of this study; variants: {', '.join(known)}"
+        + ("" if len(study.models) == 1 else " (name them model-kernels)")
     )
-    return key
+
+
+def _canonical(text: str) -> str:
+    try:
+        return variant_text(*parse_variant(text))
+    except ValueError:
+        return text
 
 
 def _check_contrasts(study: Study) -> None:
@@ -382,14 +474,22 @@ def validate(study: Study, *, check_data: bool = True) -> None:
     _need(isinstance(study.name, str) and bool(study.name), src, "name must be a non-empty string")
     known = list_models()
     for m in study.models:
-        _need(m in known, src, f"unknown model {m!r}; known models: {', '.join(known)}")
+        if is_arch_file(m):
+            try:
+                load_arch(study.folder() / m)
+            except (OSError, ValueError) as e:
+                raise StudyError(f"{src}: architecture file {m!r} (beside the study file): {e}") from None
+        else:
+            _need(m in known, src, f"unknown model {m!r}; known models: {', '.join(known)} (or an architecture .json)")
+    names = [arch_name(m) for m in study.models]
+    _need(len(set(names)) == len(names), src, f"models repeat: {list(study.models)}")
     canonical = []
     for v in study.variants:
         try:
-            canonical.append(str(KernelSpec.parse(str(v))))
+            canonical.append(variant_text(*parse_variant(str(v))))
         except ValueError as e:
             raise StudyError(f"{src}: variant {v!r}: {e}") from None
-    _need(len(set(canonical)) == len(canonical), src, f"variants repeat a kernel spec: {list(study.variants)}")
+    _need(len(set(canonical)) == len(canonical), src, f"variants repeat: {list(study.variants)}")
     object.__setattr__(study, "variants", tuple(canonical))
     _need(all(isinstance(s, int) for s in study.seeds), src, f"seeds must be integers, got {list(study.seeds)}")
     _need(len(set(study.seeds)) == len(study.seeds), src, f"seeds repeat: {list(study.seeds)}")
@@ -407,17 +507,18 @@ def validate(study: Study, *, check_data: bool = True) -> None:
     if check_data:
         _need(bool(study.data), src, "the study names no data: pass --data (an ImageFolder root such as ImageNet)")
         _need(
-            study.data in BUILTIN_DATA or Path(study.data).is_dir(),
+            study.data in BUILTIN_SETS or Path(study.data).is_dir(),
             src,
-            f"data {study.data!r} is neither a folder nor a built-in data set ({', '.join(BUILTIN_DATA)})",
+            f"data {study.data!r} is neither a folder nor a built-in data set ({', '.join(BUILTIN_SETS)})",
         )
-        if study.data not in BUILTIN_DATA:
+        if study.data not in BUILTIN_SETS:
             missing = [split for split in ("train", "val") if not (Path(study.data) / split).is_dir()]
             _need(not missing, src, f"data folder {study.data!r} has no {' or '.join(missing)}/ subfolder")
     for variant in study.architectures():
         try:
             study.train_config(variant, "unused")
-            config = resolve_config(variant.model, variant.kernels, **study.arch_overrides())
-            config_complexity(config, study.img_size)  # splits every depthwise conv: too few channels fail here
+            config_complexity(
+                study.model_config(variant), study.img_size
+            )  # splits every depthwise conv: too few channels fail here
         except ValueError as e:
             raise StudyError(f"{src}: variant {variant.key}: {e}") from None

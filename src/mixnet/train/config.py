@@ -41,8 +41,9 @@ class TrainConfig:
     data: str | None = option(
         None,
         "ImageFolder root with train/<class>/ and val/<class>/ folders, 'digits' for the built-in 5,000-image "
-        "MNIST subset, or 'cluttered-digits' for the same digits at random places on 60x60 canvases with "
-        "clutter; none: the digits",
+        "MNIST subset, 'cluttered-digits' for the same digits at random places on 60x60 canvases with "
+        "clutter, or 'cued-digits' (three digits and a cue on 48x48 canvases; the label is the digit nearest the "
+        "cue); none: the digits",
     )
     val_fraction: float = option(0.1, "built-in set: the fraction held out for validation (stratified, seeded)")
     img_size: int = option(224, "training and evaluation resolution")
@@ -293,6 +294,8 @@ PRESETS: dict[str, dict] = {
 DATA_DEFAULTS: dict[str, dict] = {
     "digits": {"img_size": 32, "hflip": 0.0, "crop_scale": (0.5, 1.0)},
     "cluttered-digits": {"img_size": 40, "hflip": 0.0, "crop_scale": (0.8, 1.0), "crop_pct": 1.0},
+    # No crops: a crop can cut off the marked digit or the cue, and the label is where they lie.
+    "cued-digits": {"img_size": 48, "hflip": 0.0, "crop_scale": (1.0, 1.0), "crop_pct": 1.0},
 }
 
 
