@@ -94,6 +94,20 @@ def test_evaluate_matches_a_plain_pytorch_loop():
     assert m["images_per_s"] > 0 and m["model_images_per_s"] >= m["images_per_s"]
 
 
+def test_a_model_trains_on_after_a_channels_last_evaluation():
+    """Training evaluates between epochs: a parameter re-laid out there (a 1x1 depthwise weight's strides change
+    under channels_last) must not come back as an inference tensor that autograd refuses."""
+    model = mixnet.create_model("mobilenet_v2", width_mult=0.35, kernels="k1", num_classes=4).to(
+        memory_format=torch.channels_last
+    )
+    x, y = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last), torch.randint(0, 4, (4,))
+    model.train()
+    F.cross_entropy(model(x), y).backward()
+    evaluate(model, [(x, y)], channels_last=True, progress=False)
+    assert not any(p.is_inference() for p in model.parameters())
+    F.cross_entropy(model(x), y).backward()  # raised "Inference tensors cannot be saved for backward"
+
+
 def test_evaluate_with_channels_last_and_bf16_autocast():
     model = tiny_model(10)
     x, y = torch.randn(24, 3, 32, 32), torch.randint(0, 10, (24,))

@@ -65,7 +65,7 @@ def test_builtin_studies_are_valid():
     small = load_study("small")  # built-in data: validates with the data check too
     assert small.data == "cued-digits" and len(small.runs()) == 24 and small.seeds == (0, 1, 2, 3)
     assert small.arch_file("mobilenet_v2_cue").is_file() and len(small.contrasts) == 6
-    assert [c.name for c in small.contrasts if c.positive_control] == ["width 0.5 vs 0.35 (k3)"]
+    assert [c.name for c in small.contrasts if c.positive_control] == ["3x3 vs 1x1 depthwise (k3 vs k1)"]
     with pytest.raises(StudyError, match="names no data: pass --data"):
         load_study("fig1")
     fig4 = load_study("fig4", check_data=False)

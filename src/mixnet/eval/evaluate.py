@@ -59,10 +59,13 @@ def evaluate(
     """
     device = resolve_device(device)
     was_training = model.training
-    model.eval().to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    # A parameter that moves or changes layout here gets a new tensor; made in inference mode it could never
+    # be trained again (a 1x1 depthwise weight changes strides under channels_last, for one).
+    with torch.inference_mode(False):
+        model.eval().to(device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
     n, correct1, correctk, loss_sum, model_s, k = 0, 0, 0, 0.0, 0.0, None
     bar = tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False)
     start = time.perf_counter()

@@ -15,6 +15,7 @@ from mixnet.search.netcost import RUNTIMES
 from mixnet.train.config import option
 
 SAMPLINGS = ("feasible", "uniform")
+STRATEGIES = ("supernet", "halving")
 # Options that depend on the machine, not on what is searched: left out of the folder's record.
 MACHINE_OPTIONS = ("device", "threads", "workers")
 # Record keys of earlier searches -> today's option names (their "threads" was the latency's).
@@ -54,6 +55,12 @@ class SearchConfig:
     target_fraction: float = option(0.5, "target as a fraction of the skeleton's latency as the table predicts it")
     w: float = option(-0.07, "exponent of the soft reward ACC x (LAT/T)^w (with --no-hard)")
     hard: bool = option(True, "a hard latency limit; --no-hard: MnasNet's soft reward instead")
+    strategy: str = option(
+        "supernet",
+        "supernet (one weight-sharing supernet trained, then evolution and random search score candidates with "
+        "it) or halving (successive halving over short standalone trainings, no supernet)",
+        choices=STRATEGIES,
+    )
     # supernet
     sampling: str = option(
         "feasible",
@@ -79,6 +86,10 @@ class SearchConfig:
         "them (Kendall, Spearman, bootstrap CIs; 16 or more for an interval that says something); 0: no check",
     )
     check_ranking_epochs: int = option(6, "epochs of each standalone run of the ranking check")
+    # successive halving (--strategy halving)
+    halving_nets: int = option(16, "successive halving: feasible nets drawn for its first rung")
+    halving_epochs: int = option(2, "successive halving: epochs of each first-rung training")
+    halving_eta: int = option(2, "successive halving: each rung keeps 1/eta of its nets and trains eta x as long")
     # retraining
     retrain_epochs: int = option(14, "epochs of the final retraining (0: none)")
     seeds: tuple[int, ...] = option((0, 1), "retraining seeds")
@@ -96,6 +107,12 @@ class SearchConfig:
             problems.append(f"threads and workers must be >= 0, got {self.threads}, {self.workers}")
         if self.target is not None and self.target <= 0:
             problems.append(f"target must be > 0, got {self.target}")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.strategy == "halving" and (self.halving_nets < 4 or self.halving_epochs < 1 or self.halving_eta < 2):
+            problems.append("halving_nets >= 4, halving_epochs >= 1 and halving_eta >= 2")
+        if self.strategy == "halving" and self.check_ranking:
+            problems.append("check_ranking ranks a supernet's scores: it needs strategy supernet")
         if self.sampling not in SAMPLINGS:
             problems.append(f"sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.runtime not in RUNTIMES:
@@ -133,12 +150,13 @@ class SearchConfig:
 
 def upgrade_record(saved: dict) -> dict:
     """A search folder's record with earlier option names renamed to today's, and the options it predates set
-    to what that search did: uniform training paths, no latency check, no ranking check."""
+    to what that search did: uniform training paths, no latency check, no ranking check, the supernet strategy."""
     if any(new in saved for new in RECORD_RENAMED.values()):
         out = dict(saved)
     else:
         out = {RECORD_RENAMED.get(k, k): v for k, v in saved.items()}
-    for name, then in (("sampling", "uniform"), ("latency_check", 0), ("check_ranking", 0)):
+    for name, then in (("sampling", "uniform"), ("latency_check", 0), ("check_ranking", 0), ("strategy", "supernet")):
         out.setdefault(name, then)
-    out.setdefault("check_ranking_epochs", SearchConfig.check_ranking_epochs)  # unused without the check
+    for unused in ("check_ranking_epochs", "halving_nets", "halving_epochs", "halving_eta"):  # without their parts
+        out.setdefault(unused, getattr(SearchConfig, unused))
     return out

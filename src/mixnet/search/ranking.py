@@ -37,20 +37,26 @@ MIN_NETS = 4
 _SEED_OFFSET = 7919  # the check's draws are not the searches' draws
 
 
-def ranking_nets(space: SearchSpace, table: LatencyTable, objective: Objective, n: int, seed: int) -> list[Arch]:
-    """``n`` distinct feasible nets, drawn as random search draws them, with a generator of their own.
+def feasible_nets(space: SearchSpace, table: LatencyTable, objective: Objective, n: int, seed: int) -> list[Arch]:
+    """``n`` distinct feasible nets, drawn as random search draws them (a uniform draw repaired to meet the
+    target) from ``random.Random(seed)``.
 
     Raises:
         ValueError: the space holds fewer than ``n`` distinct feasible nets that the draws reach.
     """
-    rng = random.Random(seed + _SEED_OFFSET)
+    rng = random.Random(seed)
     nets: dict[str, Arch] = {}
     for _ in range(100 * n):
         arch = repair(space.sample(rng), space, table, objective, rng)
         nets.setdefault(arch_key(arch), arch)
         if len(nets) == n:
             return list(nets.values())
-    raise ValueError(f"could not draw {n} distinct feasible nets for the ranking check")
+    raise ValueError(f"could not draw {n} distinct feasible nets")
+
+
+def ranking_nets(space: SearchSpace, table: LatencyTable, objective: Objective, n: int, seed: int) -> list[Arch]:
+    """The ranking check's ``n`` feasible nets, with a generator of their own (not the searches' draws)."""
+    return feasible_nets(space, table, objective, n, seed + _SEED_OFFSET)
 
 
 def correlations(x: list[float], y: list[float], seed: int = 0) -> dict:
@@ -110,7 +116,7 @@ def check_ranking(cfg, space: SearchSpace, table: LatencyTable, evaluate: Evalua
         "macs": correlations([r["macs"] for r in records], standalone),
         "params": correlations([r["params"] for r in records], standalone),
         "median_top1": statistics.median(standalone),
-        "random_median": _median_net(records)["run"],
+        "random_median": median_net(records)["run"],
         "macs_pick": max(records, key=lambda r: (r["macs"], r["supernet_top1"]))["run"],
         "rows": records,
     }
@@ -124,7 +130,7 @@ def check_ranking(cfg, space: SearchSpace, table: LatencyTable, evaluate: Evalua
     return summary
 
 
-def _median_net(records: list[dict]) -> dict:
+def median_net(records: list[dict]) -> dict:
     """The net whose standalone top-1 is the (lower) median."""
     ranked = sorted(records, key=lambda r: (r["top1"], r["run"]))
     return ranked[(len(ranked) - 1) // 2]

@@ -16,6 +16,7 @@ from mixnet.experiment.folder import read_record
 from mixnet.experiment.rows import read_jsonl, read_runs, write_text
 from mixnet.experiment.stats import Paired, holm_correct, paired
 from mixnet.search.config import upgrade_record
+from mixnet.search.halving import HALVING, halving_lines
 from mixnet.search.ranking import RANKING, ranking_lines
 
 ALPHA = 0.05
@@ -91,6 +92,53 @@ def _noise_lines(noise: dict | None) -> list[str]:
     ]
 
 
+def _strategy_line(cfg: dict, summary: dict, halving: dict | None) -> str:
+    """The report's line on how candidates were scored."""
+    if halving:
+        return (
+            f"- successive halving: {halving['nets']} feasible nets, first rung {halving['first_epochs']} "
+            f"epoch(s), each rung keeping 1/{halving['eta']} and training eta x as long from scratch "
+            f"({halving['epochs_trained']} epochs in all; top-1 on the data's validation split of seed "
+            f"{halving['seed']}, not a retraining seed); no supernet"
+        )
+    epochs, budget = cfg["epochs"], cfg["population"] * cfg["generations"]
+    return (
+        f"- supernet: {epochs} epoch{'s' * (epochs != 1)} of single-path training on "
+        + _paths_text(summary.get("training_paths"), cfg.get("sampling", "uniform"))
+        + f"; {budget} candidates evaluated by "
+        "evolution and as many by random search (BN recalibrated, top-1 on images held out from the train split)"
+    )
+
+
+def _candidates_panel(ax, evolved: list[dict], randoms: list[dict], halving: dict | None, target: float, unit: str):
+    """Right panel: what the search scored, against the latency the table predicts."""
+    if halving:
+        last = {}
+        for r in halving["rungs"]:
+            for name, top1 in r["top1"].items():
+                last[name] = (r["rung"], top1)
+        facts = {r["run"]: r for r in halving["first_rung"]}
+        for rung in range(len(halving["rungs"])):
+            names = [n for n, (k, _) in last.items() if k == rung]
+            ax.scatter(
+                [facts[n]["latency"] for n in names],
+                [last[n][1] for n in names],
+                s=16,
+                label=f"last trained in rung {rung}",
+            )
+        ax.set_ylabel("held-out top-1 in the last rung each net reached (%)")
+        ax.set_title("successive halving: every drawn net")
+    else:
+        for method, cand, color in (("random", randoms, "tab:gray"), ("evolution", evolved, "tab:blue")):
+            ax.scatter([r["latency"] for r in cand], [r["top1"] for r in cand], s=10, alpha=0.6, c=color, label=method)
+        ax.set_ylabel("top-1 with supernet weights on held-out train images (%)")
+        ax.set_title("candidates evaluated during the search")
+    ax.axvline(target, color="gray", ls="--", lw=1)
+    ax.set_xlabel(f"predicted from the table ({unit})")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
 def write_search_report(out: str | Path) -> Path:
     """Writes ``pareto.png`` and ``report.md`` from the files of a finished search folder; returns the report.
 
@@ -134,19 +182,11 @@ def write_search_report(out: str | Path) -> Path:
     ax.set_title("retrained from scratch")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax = axes[1]
-    for method, cand, color in (("random", randoms, "tab:gray"), ("evolution", evolved, "tab:blue")):
-        ax.scatter([r["latency"] for r in cand], [r["top1"] for r in cand], s=10, alpha=0.6, c=color, label=method)
-    ax.axvline(target, color="gray", ls="--", lw=1)
-    ax.set_xlabel(f"predicted from the table ({unit})")
-    ax.set_ylabel("top-1 with supernet weights on held-out train images (%)")
-    ax.set_title("candidates evaluated during the search")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    halving = json.loads((out / HALVING).read_text()) if (out / HALVING).exists() else None
+    _candidates_panel(axes[1], evolved, randoms, halving, target, unit)
     save_figure(fig, out / "pareto.png")
 
     skeleton = [n for n in nets if n not in ("found", "random_best", *BASELINES)][0]
-    epochs, budget = cfg["epochs"], cfg["population"] * cfg["generations"]
     hard = cfg["hard"]
     lines = [
         "# Search result",
@@ -156,21 +196,18 @@ def write_search_report(out: str | Path) -> Path:
         f"- latency: {runtime}, batch {cfg['latency_batch_size']}, {cfg['latency_threads']} thread(s); "
         f"target {target:.3f} {unit} "
         f"({'hard constraint' if hard else 'soft reward, w = ' + str(cfg['w'])})",
-        f"- supernet: {epochs} epoch{'s' * (epochs != 1)} of single-path training on "
-        + _paths_text(summary.get("training_paths"), cfg.get("sampling", "uniform"))
-        + f"; {budget} candidates evaluated by "
-        "evolution and as many by random search (BN recalibrated, top-1 on images held out from the train split)",
+        _strategy_line(cfg, summary, halving),
         *_noise_lines(summary.get("score_noise")),
         *_latency_lines(out / "latency_check.json"),
         f"- retraining: {cfg['retrain_epochs']} epoch{'s' * (cfg['retrain_epochs'] != 1)}, "
         f"seeds {', '.join(map(str, cfg['seeds']))}, the same recipe "
         "for every net; top-1 on the data's own validation split",
         "",
-        f"| net | end to end ({unit}) | retrained top-1 (%), mean ± SD | per seed | supernet top-1 (%) "
-        f"| predicted ({unit}) |",
+        f"| net | end to end ({unit}) | retrained top-1 (%), mean ± SD | per seed | "
+        f"{'last rung top-1' if halving else 'supernet top-1'} (%) | predicted ({unit}) |",
         "|---|---|---|---|---|---|",
     ]
-    search_rows = {"found": summary["found"], "random_best": summary["random_best"]}
+    search_rows = {"found": summary["found"], "random_best": summary.get("random_best") or {}}
     for name in nets:
         m, s = stats[name]
         v = [by_seed[name][k] for k in sorted(by_seed[name])]
@@ -205,7 +242,11 @@ def write_search_report(out: str | Path) -> Path:
     contrasts = holm_correct(
         [
             paired(by_seed[other], by_seed["found"], label=f"found - {other}")
-            for other in ("random_best", skeleton, *(b for b in BASELINES if b in nets))
+            for other in (
+                *(["random_best"] if "random_best" in nets else []),
+                skeleton,
+                *(b for b in BASELINES if b in nets),
+            )
         ]
     )
     seeds = max(c.n for c in contrasts)
@@ -224,11 +265,18 @@ def write_search_report(out: str | Path) -> Path:
         ),
         "",
         *(ranking_lines(json.loads((out / RANKING).read_text())) if (out / RANKING).exists() else []),
+        *(halving_lines(halving) if halving else []),
         "![Pareto](pareto.png)",
         "",
-        "Files: `found.json` and `random_best.json` (architecture files: `mixnet train --arch found.json`), "
-        "`candidates.jsonl` (every evaluated candidate), `latency_table.json`, `retrain.jsonl`, "
-        "`final_latency.json`, `matched_width.json`, `retrain/<net>-s<seed>/`.",
+        (
+            "Files: `found.json` (an architecture file: `mixnet train --arch found.json`), `halving.json` (the "
+            "rungs), `halving.jsonl` (every rung's runs), `halving/` (the drawn nets), "
+            if halving
+            else "Files: `found.json` and `random_best.json` (architecture files: `mixnet train --arch found.json`), "
+            "`candidates.jsonl` (every evaluated candidate), "
+        )
+        + "`latency_table.json`, `retrain.jsonl`, `final_latency.json`, `matched_width.json`, "
+        "`retrain/<net>-s<seed>/`.",
         "",
     ]
     return write_text(out / "report.md", "\n".join(lines))

@@ -1,8 +1,9 @@
 """After the search: the winners retrained from scratch beside the skeleton scaled to the same latency.
 
-Three nets are trained with the same recipe and seeds: the evolution's best, the random search's best, and
-the skeleton (MixNet-S) with the width multiplier whose measured latency is closest to the found net's; with
-the ranking check (:mod:`mixnet.search.ranking`) also its median random feasible net and its MACs pick.
+The nets are trained with the same recipe and seeds: the found net, the random search's best (the supernet
+strategy), and the skeleton (MixNet-S) with the width multiplier whose measured latency is closest to the found
+net's; with the ranking check (:mod:`mixnet.search.ranking`) or successive halving's first rung
+(:mod:`mixnet.search.halving`) also the median random feasible net and the MACs pick among those nets.
 Each is a run of :mod:`mixnet.experiment.runs` with the cluttered-digits recipe,
 recorded as one row of ``retrain.jsonl``. Their end-to-end latency is measured interleaved in one session
 (in the search's runtime; counted for the MACs proxy), and the report compares them paired by seed.
@@ -16,6 +17,7 @@ import json
 from mixnet.experiment.rows import read_runs, write_json
 from mixnet.experiment.runs import record_run
 from mixnet.models.archfile import load_arch
+from mixnet.search.halving import HALVING, HALVING_DIR
 from mixnet.search.netcost import UNITS, measure_configs
 from mixnet.search.ranking import RANKING, RANKING_DIR
 from mixnet.search.space import Arch, SearchSpace
@@ -37,7 +39,7 @@ def matched_width(cfg, space: SearchSpace, found_config) -> tuple[float, float, 
 
 
 def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], log) -> None:
-    """Retrains the three nets over the seeds (resumable), measures them, writes the plot and the report."""
+    """Retrains the nets over the seeds (resumable), measures them, writes the plot and the report."""
     out = result.out
     found_config = space.config(archs[result.found["arch"]])
     match_path = out / "matched_width.json"
@@ -49,23 +51,20 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
         write_json(match_path, match)
     unit = UNITS[cfg.runtime]
     log(f"{cfg.skeleton} at width {match['width']} is closest to the found net's {match['found']:.3f} {unit}")
-    nets = {
-        "found": {"arch": str(out / "found.json")},
-        "random_best": {"arch": str(out / "random_best.json")},
-        f"{cfg.skeleton}_w{match['width']}": {"width": match["width"]},
-    }
-    configs = [
-        found_config,
-        space.config(archs[result.random_best["arch"]]),
-        space.base.replace(width_mult=match["width"]),
-    ]
-    ranking = out / RANKING
-    if ranking.exists():  # the ranking check's baselines: the median random feasible net and the MACs pick
-        picks = json.loads(ranking.read_text())
-        for name in ("random_median", "macs_pick"):
-            path = out / RANKING_DIR / f"{picks[name]}.json"
-            nets[name] = {"arch": str(path)}
-            configs.append(load_arch(path)[1])
+    nets = {"found": {"arch": str(out / "found.json")}}
+    configs = [found_config]
+    if result.random_best is not None:
+        nets["random_best"] = {"arch": str(out / "random_best.json")}
+        configs.append(space.config(archs[result.random_best["arch"]]))
+    nets[f"{cfg.skeleton}_w{match['width']}"] = {"width": match["width"]}
+    configs.append(space.base.replace(width_mult=match["width"]))
+    for record, folder in ((RANKING, RANKING_DIR), (HALVING, HALVING_DIR)):
+        if (out / record).exists():  # baselines: the median random feasible net and the MACs pick
+            picks = json.loads((out / record).read_text())
+            for name in ("random_median", "macs_pick"):
+                path = out / folder / f"{picks[name]}.json"
+                nets[name] = {"arch": str(path)}
+                configs.append(load_arch(path)[1])
     results_path = out / "retrain.jsonl"
     done = read_runs(results_path)
     for seed in cfg.seeds:

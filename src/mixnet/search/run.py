@@ -48,7 +48,7 @@ class SearchResult:
     out: Path
     target: float
     found: dict
-    random_best: dict
+    random_best: dict | None  # None for successive halving, which has no random search
     files: dict = field(default_factory=dict)
     unit: str = "ms"
 
@@ -139,30 +139,46 @@ def run_search(cfg: SearchConfig, out: str | Path, *, log=print) -> SearchResult
             check_target(table, target)
             latency_check(cfg, space, table, target, out, log)
         table, target = broadcast_object((table, target), info)  # every process draws the same feasible paths
-        sample = training_sampler(cfg, space, table, target)
-        recipe = supernet_recipe(
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            seed=cfg.seed,
-            workers=cfg.workers,
-            threads=cfg.threads,
-        )
-        supernet = train_supernet(space, splits, out, info, recipe, sample=sample, log=log)
-        if not info.is_main:
-            return None
+        if cfg.strategy == "halving":  # standalone runs, on rank 0 alone: no supernet to train together
+            if not info.is_main:
+                return None
+        else:
+            supernet = _train_supernet(cfg, space, splits, table, target, out, info, log)
+            if not info.is_main:
+                return None
     finally:
         cleanup_distributed(info)
     # Rank 0 goes on alone: the retraining must not try to join the process group the others left.
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         os.environ.pop(key, None)
+    if cfg.strategy == "halving":
+        return _halving_and_report(cfg, space, table, target, out, num_classes, log)
+    recipe = _supernet_recipe(cfg)
     paths = training_path_share(cfg, space, table, target, supernet_steps(splits, recipe, info.world_size))
     log(
         f"supernet: {paths['meet_target']:.0%} of its {paths['steps']} training paths meet the target "
         f"({paths['sampling']} sampling; uniform paths would have: {paths['uniform_would_meet']:.0%})"
     )
     return _search_and_report(cfg, space, splits, supernet, table, target, out, info, log, paths)
+
+
+def _supernet_recipe(cfg: SearchConfig):
+    """The supernet's TrainConfig from the search's options."""
+    return supernet_recipe(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        workers=cfg.workers,
+        threads=cfg.threads,
+    )
+
+
+def _train_supernet(cfg: SearchConfig, space, splits, table, target, out: Path, info: DistInfo, log):
+    """The supernet trained (or resumed) on the search's training paths, under DDP when launched so."""
+    sample = training_sampler(cfg, space, table, target)
+    return train_supernet(space, splits, out, info, _supernet_recipe(cfg), sample=sample, log=log)
 
 
 LATENCY_CHECK = "latency_check.json"
@@ -302,6 +318,28 @@ def _search_and_report(
 
         check_ranking(cfg, space, table, evaluate, out, log)
     result = SearchResult(out, target, found, random_best, files, table.unit)
+    if cfg.retrain_epochs:
+        from mixnet.search.retrain import retrain_and_report
+
+        retrain_and_report(cfg, space, result, archs, log)
+    return result
+
+
+def _halving_and_report(cfg, space, table, target, out: Path, num_classes: int, log) -> SearchResult:
+    """Successive halving (:mod:`mixnet.search.halving`), then the same retraining and report."""
+    from mixnet.search.halving import halving_search
+
+    summary = halving_search(cfg, space, table, target, out, num_classes, log)
+    found = summary["found"]
+    archs = _archs_by_key(space, [found["arch"]])
+    meta = {k: found[k] for k in ("top1", "latency", "reward")} | {"method": "halving", "target": target}
+    files = {
+        "found": save_arch(out / "found.json", space.config(archs[found["arch"]]), "found", meta | {"unit": table.unit})
+    }
+    write_json(
+        out / "search_summary.json", {"target": target, "unit": table.unit, "strategy": "halving", "found": found}
+    )
+    result = SearchResult(out, target, found, None, files, table.unit)
     if cfg.retrain_epochs:
         from mixnet.search.retrain import retrain_and_report
 
