@@ -146,6 +146,36 @@ def test_digits_with_transforms_give_tensors_and_int_labels():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("side", "transform", "batched"),
+    [
+        (48, train_transform(48, hflip=0.0, scale=(1.0, 1.0)), True),  # the kernel study's training images
+        (48, eval_transform(48, crop_pct=1.0), True),
+        (28, train_transform(28, hflip=0.0, scale=(1.0, 1.0)), True),
+        (28, eval_transform(32, crop_pct=1.0), False),  # a resize: one image at a time
+        (28, eval_transform(28, crop_pct=0.875), False),  # a crop
+        (28, train_transform(28, hflip=0.0, scale=(0.8, 1.0)), False),  # random crops
+        (28, train_transform(28, hflip=0.5, scale=(1.0, 1.0)), False),  # random flips
+    ],
+)
+def test_a_batch_of_digits_equals_its_items_one_at_a_time(side, transform, batched):
+    from mixnet.train.loaders import SeededSamples
+
+    images, labels = data.load_digits_arrays()
+    if side != images.shape[1]:  # canvases of another size: the digits placed on a larger black ground
+        canvas = np.zeros((40, side, side), np.uint8)
+        canvas[:, 5 : 5 + images.shape[1], 9 : 9 + images.shape[2]] = images[:40]
+        images = canvas
+    ds = data.DigitsDataset(images[:40], labels[:40], transform)
+    assert ds.draws_nothing is batched
+    indices = [7, 3, 3, 30, 0]
+    seeded = SeededSamples(ds, seed=5, epoch=2)
+    together = seeded.__getitems__(indices)
+    one_by_one = [seeded[i] for i in indices]
+    assert [y for _, y in together] == [y for _, y in one_by_one] == [int(labels[i]) for i in indices]
+    assert torch.equal(torch.stack([x for x, _ in together]), torch.stack([x for x, _ in one_by_one]))
+
+
 def test_digits_split_is_the_same_in_another_process():
     code = "from mixnet.data import digits_split; print(digits_split()[1].tolist())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)

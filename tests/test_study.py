@@ -343,6 +343,21 @@ def test_each_run_can_train_under_torchrun(tmp_path, folder, monkeypatch):
     assert (out / "runs/mobilenet_v2-k3.5-s0/model.safetensors").exists()
 
 
+def test_jobs_train_runs_at_once_with_the_rows_of_one_at_a_time(tmp_path, folder):
+    """Real training in two worker processes: the same rows as in turn here, written by this process alone."""
+    study = load_study(_write(tmp_path, folder, seeds=[0], train={**TINY_TRAIN, "epochs": 1}))
+    lines: list[str] = []
+    run_study(study, tmp_path / "jobs", jobs=2, device="cpu", log=lines.append)
+    run_study(study, tmp_path / "in_turn", device="cpu", log=lambda *a: None)
+    assert [p.name for p in (tmp_path / "jobs").glob("results*.jsonl")] == ["results.jsonl"]
+    together, alone = read_rows(tmp_path / "jobs"), read_rows(tmp_path / "in_turn")
+    assert set(together) == {"mobilenet_v2-k3-s0", "mobilenet_v2-k3.5-s0"}
+    for run, row in together.items():
+        assert row["status"] == "ok", row.get("error")
+        assert (row["top1"], row["history"]) == (alone[run]["top1"], alone[run]["history"])  # seeded: same numbers
+    assert any("2 runs at a time" in line for line in lines) and sum("] mobilenet_v2-" in x for x in lines) == 2
+
+
 def _arch_study(tmp_path: Path, **extra) -> Path:
     from mixnet.models.archfile import save_arch
     from mixnet.models.registry import resolve_config

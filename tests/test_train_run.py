@@ -149,6 +149,14 @@ def test_run_folder_has_everything(digits10, tmp_path):
     assert Image.open(r.run_dir / "loss.png").size[0] > 100
 
 
+def test_eval_ema_only_evaluates_the_raw_weights_after_the_last_epoch_only(digits5, tmp_path):
+    r = loop.train(_config(digits5, tmp_path / "run", epochs=3, preset="short", eval_ema_only=True))
+    assert [("val_top1" in h, "ema_val_top1" in h) for h in r.history] == [(False, True), (False, True), (True, True)]
+    assert 0 <= r.final["val_top1"] <= 100
+    csv = (r.run_dir / "metrics.csv").read_text().splitlines()
+    assert len(csv) == 4 and "ema_val_top1" in csv[0]
+
+
 def test_wrong_checkpoint_for_resume_or_pretrained_names_the_mismatch(digits10, digits5, tmp_path):
     r = loop.train(_config(digits10, tmp_path / "run", epochs=1))
     with pytest.raises(CheckpointError, match="from a mixnet_s run, but this run builds mixnet_m"):

@@ -119,8 +119,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _describe(study, args.images)
         return 0
-    if args.jobs > 1:
-        return _run_jobs(args, study)
     out = Path(args.out or Path("studies") / study.name)
     train_options = {
         k: getattr(args, k) for k in ("device", "workers", "threads", "amp", "progress") if getattr(args, k) is not None
@@ -129,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         study,
         out,
         shard=args.shard,
+        jobs=args.jobs,
         retry_failed=args.retry_failed,
         nproc_per_node=args.nproc_per_node,
         **train_options,
@@ -139,53 +138,6 @@ def _run(args: argparse.Namespace) -> int:
     files = write_report(out, command=command, measure_latency=not plan.other_shards, progress=bool(args.progress))
     print(f"report: {files['report.md']}")
     return 0
-
-
-def _run_jobs(args: argparse.Namespace, study) -> int:
-    """Runs the study as ``--jobs`` shard processes at once (one per core or GPU), then writes the report."""
-    import subprocess
-    import sys
-
-    from mixnet.study import write_report
-
-    if args.shard != (0, 1):
-        raise ValueError("--jobs starts its own shards; do not combine it with --shard")
-    out = Path(args.out or Path("studies") / study.name)
-    argv = [a for a in args.argv]
-    base = _without_option(argv, "--jobs")
-    if "--out" not in base:
-        base += ["--out", str(out)]
-    import torch
-
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-    per_shard = args.nproc_per_node
-    split_gpus = args.device in (None, "auto", "cuda") and devices and len(devices) >= args.jobs * per_shard
-    procs = []
-    for k in range(args.jobs):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each shard's lines reach the log as they happen
-        if split_gpus:  # each shard its own GPUs, out of those this process may use
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(devices[k * per_shard : (k + 1) * per_shard])
-        cmd = [sys.executable, "-m", "mixnet.cli", *base, "--shard", f"{k}/{args.jobs}"]
-        procs.append(subprocess.Popen(cmd, env=env))
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        print(f"shard exit codes: {codes}", file=sys.stderr)
-    files = write_report(out, command="mixnet " + shlex.join(args.argv), progress=bool(args.progress))
-    print(f"report: {files['report.md']}")
-    return max(codes)
-
-
-def _without_option(argv: list[str], flag: str) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == flag:
-            skip = True
-        elif not a.startswith(flag + "="):
-            out.append(a)
-    return out
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -226,7 +178,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--jobs",
         type=options.positive_int,
         default=1,
-        help="run N shards at once as separate processes (e.g. one per CPU core or GPU), then report",
+        help="train N runs at once in worker processes (e.g. one per CPU core or GPU), the dearest first",
     )
     run.add_argument("--retry-failed", action="store_true", help="train runs recorded as failed again")
     run.add_argument("--dry-run", action="store_true", help="print the variants and their cost; train nothing")

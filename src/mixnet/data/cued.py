@@ -22,6 +22,7 @@ seeded: the same arguments give the same canvases in every process.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -169,11 +170,22 @@ def cued_digits(
 ) -> tuple[digits.DigitsDataset, digits.DigitsDataset, list[str]]:
     """Train and val sets of cued digits: the plain digits' split first, then each split's canvases from its own
     digits alone (``val_size`` >= 2,000 keeps the binomial SD of a val top-1 near 1 point or less)."""
+    train_canvas, train_y, val_canvas, val_y = _cued_arrays(val_fraction, seed, train_size, val_size)
+    train = digits.DigitsDataset(train_canvas, train_y, train_tf)
+    val = digits.DigitsDataset(val_canvas, val_y, val_tf)
+    return train, val, train.classes
+
+
+@functools.lru_cache(maxsize=8)
+def _cued_arrays(val_fraction: float, seed: int, train_size: int, val_size: int) -> tuple[np.ndarray, ...]:
+    """The canvases and labels of one seed's train and val sets, made once per process (a process that trains
+    several runs of a study makes each seed's data once); read-only, as every run shares them."""
     tr, va = digits.digits_split(val_fraction, seed)
     images, labels = digits.load_digits_arrays()
     images = shrink(images)
     train_canvas, train_y, _ = cued(images[tr], labels[tr], train_size, seed=seed * 2)
     val_canvas, val_y, _ = cued(images[va], labels[va], val_size, seed=seed * 2 + 1)
-    train = digits.DigitsDataset(train_canvas, train_y, train_tf)
-    val = digits.DigitsDataset(val_canvas, val_y, val_tf)
-    return train, val, train.classes
+    arrays = (train_canvas, np.asarray(train_y), val_canvas, np.asarray(val_y))
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -40,6 +41,28 @@ class DigitsDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[object, int]:
         img = Image.fromarray(self.images[index]).convert("RGB")  # uint8 (H, W) -> "L"
         return (self.transform(img) if self.transform else img), self.targets[index]
+
+    @property
+    def draws_nothing(self) -> bool:
+        """Whether the transform is a fixed conversion with a batched equivalent (no random draws)."""
+        return self._batched() is not None
+
+    def _batched(self) -> Callable | None:
+        from mixnet.data.transforms import batch_normaliser
+
+        key = id(self.transform)
+        if getattr(self, "_batched_for", None) != key:  # made once per transform (a transform may be replaced)
+            self._batched_fn, self._batched_for = batch_normaliser(self.transform, *self.images.shape[1:3]), key
+        return self._batched_fn
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[object, int]]:
+        """A batch of items (the DataLoader's batched fetch): converted together when the transform allows it,
+        with the same values as one at a time."""
+        batched = self._batched() if self.images.ndim == 3 else None
+        if batched is None:
+            return [self[i] for i in indices]
+        x = batched(torch.from_numpy(np.ascontiguousarray(self.images[indices])))
+        return [(x[k], self.targets[i]) for k, i in enumerate(indices)]
 
 
 @functools.cache

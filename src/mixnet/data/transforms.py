@@ -148,6 +148,42 @@ def eval_transform(
     )
 
 
+def batch_normaliser(transform: Callable | None, height: int, width: int) -> Callable | None:
+    """The batched equivalent of ``transform`` on ``height`` x ``width`` images, when it has one.
+
+    A transform of this module that, at that size, neither resizes, crops nor draws a random number (the whole
+    image at its own size: :class:`WholeImageCrop` or a resize and center crop that leave it as it is) only
+    converts to float and normalises. Then a whole batch of uint8 images ``(B, H, W)`` (grey, repeated to 3
+    channels) goes through it at once, with the same float operations as one image at a time (bit-identical),
+    saving the per-image PIL and tensor calls that dominate loading small in-memory images. Returns None for
+    any other transform (the images go one at a time).
+    """
+    ops = getattr(transform, "transforms", None)
+    if not ops or len(ops) < 2 or not isinstance(ops[-2], T.ToTensor) or not isinstance(ops[-1], T.Normalize):
+        return None
+    for op in ops[:-2]:
+        if isinstance(op, WholeImageCrop):
+            fits = min(op.ratio) <= width / height <= max(op.ratio)
+            if not fits or op.size != [height, width]:
+                return None
+        elif isinstance(op, T.Resize):
+            if op.max_size is not None or op.size not in (min(height, width), [min(height, width)]):
+                return None
+        elif isinstance(op, T.CenterCrop):
+            if list(op.size) != [height, width]:
+                return None
+        else:
+            return None
+    mean = torch.tensor(ops[-1].mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(ops[-1].std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        x = images.to(torch.float32).div(255).unsqueeze(1).expand(-1, mean.shape[1], -1, -1)
+        return x.sub(mean).div(std)  # ToTensor's division, then Normalize's subtract and divide
+
+    return normalise
+
+
 def transform_for(preprocess: Preprocess) -> Callable:
     """The eval transform a model's :class:`Preprocess` describes."""
     return eval_transform(

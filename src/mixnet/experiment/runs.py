@@ -62,6 +62,7 @@ RECIPES: dict[str, Recipe] = {
             "crop_scale": (0.8, 1.0),  # mild crops: a strong crop would cut the digit out of its canvas
             "crop_pct": 1.0,  # evaluate on the whole canvas
             "ema_decay": 0.99,  # a few hundred steps: a fast EMA
+            "eval_ema_only": True,  # the EMA is the result: the raw weights are evaluated after the last epoch
         },
     ),
 }
@@ -80,6 +81,7 @@ RECIPES["cued-digits"] = Recipe(
         "crop_scale": (1.0, 1.0),
         "crop_pct": 1.0,
         "ema_decay": 0.99,
+        "eval_ema_only": True,
     },
 )
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from mixnet.experiment.rows import append_row, read_runs
 from mixnet.search.latency import LatencyTable, choice_key
-from mixnet.search.space import Arch, SearchSpace
+from mixnet.search.space import Arch, BlockChoice, SearchSpace
 from mixnet.search.supernet import SuperNet
 
 
@@ -164,20 +164,24 @@ def repair(arch: Arch, space: SearchSpace, table: LatencyTable, objective: Objec
     nothing of accuracy. Ends because the all-fastest net meets any target :func:`check_target` accepts.
     """
     arch = list(space.canonical(arch))
+    at = [space.choices_at(i) for i in range(len(arch))]  # built once: a repair can take many rounds
+
+    def faster(i: int) -> list[BlockChoice]:
+        row = table.entries[i]
+        now = row[choice_key(arch[i])]
+        return [c for c in at[i] if row[choice_key(c)] < now]
+
     while not objective.feasible(table.predict(tuple(arch))):
-        options = [
-            [c for c in space.choices_at(i) if table.entries[i][choice_key(c)] < table.entries[i][choice_key(arch[i])]]
-            for i in range(len(arch))
-        ]
-        if not any(options):
+        i = rng.randrange(len(arch))
+        options = faster(i)
+        if options:
+            arch[i] = rng.choice(options)
+            arch = list(space.canonical(tuple(arch)))
+        elif not any(faster(j) for j in range(len(arch))):
             raise ValueError(
                 f"no faster choice left, yet the net is over the target: the table ({table.fastest():.3f} "
                 f"{table.unit} at its fastest) does not fit this search space"
             )
-        i = rng.randrange(len(arch))
-        if options[i]:
-            arch[i] = rng.choice(options[i])
-            arch = list(space.canonical(tuple(arch)))
     return tuple(arch)
 
 

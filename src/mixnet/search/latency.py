@@ -28,6 +28,7 @@ made elsewhere or under other settings (or, asked to, uses it with a warning).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -58,6 +59,7 @@ CALIBRATION_SEED = 10_007  # calibration nets; a predictor check draws with anot
 _MUST_MATCH = ("runtime", "threads", "batch", "img_size", "skeleton", "channels_last", "elastic_depth")
 
 
+@functools.cache  # called for every choice at every step of a repair: the text of each is built once
 def choice_key(c: BlockChoice) -> str:
     """A choice as short text: ``k3.5.7_e6_se0.25_sw_a2_p2``, or ``skip`` for a left-out block."""
     if c.is_skip:

@@ -3,13 +3,16 @@
 Runs go seed-major (all variants once before any second seed). A run's row is appended to the results
 file when it ends; a run that raises is recorded as failed with its error and the study goes on. A study
 started again in the same folder skips the finished runs and resumes an interrupted one from its last
-checkpoint. With ``nproc_per_node > 1`` each run trains under torchrun (DDP); ``shard=(k, n)`` takes
-every n-th run, so n processes (GPUs, nodes) can share one study folder.
+checkpoint. With ``jobs > 1`` that many runs train at once in worker processes, the dearest first (see
+:mod:`mixnet.experiment.pool`). With ``nproc_per_node > 1`` each run trains under torchrun (DDP);
+``shard=(k, n)`` takes every n-th run, so n processes (nodes) can share one study folder.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from mixnet.atomic import write_text
 from mixnet.data.datasets import BUILTIN_SETS
 from mixnet.experiment import runs as experiment_runs
 from mixnet.experiment.folder import claim_folder
+from mixnet.experiment.pool import run_parallel
 from mixnet.experiment.rows import append_row
 from mixnet.models.complexity import config_complexity
 from mixnet.study.results import read_rows, results_name
@@ -151,11 +155,37 @@ def run_one(study: Study, variant: Variant, out: Path, *, nproc_per_node: int = 
     )
 
 
+def _train_run(study: Study, out: Path, nproc_per_node: int, train_options: dict, variant: Variant) -> dict:
+    """One run in a worker process of :func:`run_study` with ``jobs`` > 1."""
+    return run_one(study, variant, out, nproc_per_node=nproc_per_node, **train_options)
+
+
+def run_cost(study: Study, variant: Variant) -> float:
+    """A run's expected training cost for ordering the runs dearest first: its model's MACs (at 10 classes;
+    the head's share is small)."""
+    return config_complexity(study.model_config(variant), study.img_size, num_classes=10).macs
+
+
+def gpu_groups(jobs: int, per_job: int, device: str | None) -> list[str] | None:
+    """``CUDA_VISIBLE_DEVICES`` for each of ``jobs`` workers when this process sees enough GPUs for all of them
+    (and the device is not pinned elsewhere); None otherwise (the workers share what they inherit)."""
+    import torch
+
+    if device not in (None, "auto", "cuda"):
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    if len(devices) < jobs * per_job:
+        return None
+    return [",".join(devices[k * per_job : (k + 1) * per_job]) for k in range(jobs)]
+
+
 def run_study(
     study: Study,
     out: str | Path,
     *,
     shard: tuple[int, int] = (0, 1),
+    jobs: int = 1,
     retry_failed: bool = False,
     nproc_per_node: int = 1,
     log=print,
@@ -167,6 +197,9 @@ def run_study(
         study: the validated study.
         out: the study folder (results, run folders, latency, report).
         shard: ``(k, n)``: this process takes runs k, k + n, k + 2n, ... of :meth:`Study.runs`.
+        jobs: runs trained at once, each in a worker process of its own (one per core or GPU); a worker takes
+            the dearest run left when it is free. On a machine with ``jobs x nproc_per_node`` GPUs each worker
+            gets its own.
         retry_failed: train runs recorded as failed again (default: keep their failure).
         nproc_per_node: >1 trains each run under torchrun with this many processes (DDP).
         log: where progress lines go.
@@ -202,10 +235,23 @@ def run_study(
         f"{len(plan.done)} done, {len(plan.failed)} failed before"
         + (" (not retried; --retry-failed trains them again)" if plan.failed else "")
     )
+    n = len(plan.todo)
+    if jobs > 1 and n > 1:
+        log(f"{min(jobs, n)} runs at a time, each worker taking the dearest run left when it is free")
+        train = functools.partial(_train_run, study, out, nproc_per_node, train_options)
+        groups = gpu_groups(jobs, nproc_per_node, train_options.get("device"))
+        finished = run_parallel(train, plan.todo, jobs, cost=lambda v: run_cost(study, v), device_groups=groups)
+    else:
+        finished = _in_turn(study, out, plan, nproc_per_node, train_options, log)
+    for i, (variant, row) in enumerate(finished, 1):
+        append_row(results, row)  # this process alone writes the results, as each run ends
+        status = f"top-1 {row['top1']:.2f}%" if row["status"] == "ok" else f"FAILED: {row['error']}"
+        log(f"[{i}/{n}] {variant.run_id}: {status} ({row['train_seconds']:.0f} s)")
+    return plan
+
+
+def _in_turn(study: Study, out: Path, plan: RunPlan, nproc_per_node: int, train_options: dict, log):
+    """The runs of ``plan`` one after another in this process, as (variant, row)."""
     for i, variant in enumerate(plan.todo, 1):
         log(f"[{i}/{len(plan.todo)}] {variant.run_id}" + (" (resuming)" if variant.run_id in plan.resume else ""))
-        row = run_one(study, variant, out, nproc_per_node=nproc_per_node, **train_options)
-        append_row(results, row)
-        status = f"top-1 {row['top1']:.2f}%" if row["status"] == "ok" else f"FAILED: {row['error']}"
-        log(f"[{i}/{len(plan.todo)}] {variant.run_id}: {status} ({row['train_seconds']:.0f} s)")
-    return plan
+        yield variant, run_one(study, variant, out, nproc_per_node=nproc_per_node, **train_options)

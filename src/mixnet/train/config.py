@@ -139,6 +139,11 @@ class TrainConfig:
         "model init and dropout consume: runs of different architectures with one seed see identical batches",
     )
     eval_every: int = option(1, "evaluate on the held-out split every this many epochs (and after the last)")
+    eval_ema_only: bool = option(
+        False,
+        "with an EMA, evaluate only the EMA weights (the result) between epochs, and the raw weights after the "
+        "last one: half the evaluation time",
+    )
     progress: bool | None = option(
         None, "progress bars; none: only when stderr is a terminal (otherwise a line per epoch)"
     )

@@ -88,6 +88,12 @@ class SeededSamples(Dataset):
             torch.default_generator.manual_seed(sample_seed(self.seed, self.epoch, index))
             return self.dataset[index]
 
+    def __getitems__(self, indices: list[int]) -> list:
+        """A batch of items; a data set whose transform draws nothing converts it at once, unseeded."""
+        if getattr(self.dataset, "draws_nothing", False):
+            return self.dataset.__getitems__(indices)
+        return [self[i] for i in indices]
+
 
 @dataclass
 class EpochLoader:

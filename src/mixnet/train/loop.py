@@ -226,8 +226,10 @@ def _train(config: TrainConfig, info: DistInfo, start: float) -> TrainResult:
     logger = MetricsLogger(run_dir, start_epoch) if info.is_main else None
 
     def evaluate_epoch(epoch: int) -> dict:
-        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            return _evaluate(raw_model, ema, data.val, info, amp_dtype, config)
+        last = epoch + 1 == config.epochs
+        if (epoch + 1) % config.eval_every == 0 or last:
+            skip_raw = config.eval_ema_only and ema is not None and not last
+            return _evaluate(None if skip_raw else raw_model, ema, data.val, info, amp_dtype, config)
         return {}
 
     def end_epoch(epoch: int, row: dict, rng: list[dict]) -> None:
@@ -265,7 +267,8 @@ def _train(config: TrainConfig, info: DistInfo, start: float) -> TrainResult:
 
 
 def _evaluate(model, ema, loader: DataLoader, info: DistInfo, amp_dtype, config: TrainConfig) -> dict:
-    """Held-out metrics of the model (and EMA) on the whole val set, each process evaluating its shard."""
+    """Held-out metrics of the model (None: skipped) and the EMA on the whole val set, each process evaluating
+    its shard."""
     row = {}
     for prefix, net in (("", model), ("ema_", ema.module if ema is not None else None)):
         if net is None:
