@@ -145,7 +145,6 @@ def test_digits_with_transforms_give_tensors_and_int_labels():
     assert torch.equal(ds[3][0], x)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("side", "transform", "batched"),
     [
@@ -176,6 +175,7 @@ def test_a_batch_of_digits_equals_its_items_one_at_a_time(side, transform, batch
     assert torch.equal(torch.stack([x for x, _ in together]), torch.stack([x for x, _ in one_by_one]))
 
 
+@pytest.mark.slow
 def test_digits_split_is_the_same_in_another_process():
     code = "from mixnet.data import digits_split; print(digits_split()[1].tolist())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)

@@ -40,6 +40,7 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_a_whole_halving_search_runs_reports_and_resumes(tmp_path, folder):
     """Rung by rung the best half goes on, trained longer; the winner is retrained beside the first rung's
     median net, its MACs pick and the scaled skeleton, and a second call trains nothing."""
@@ -90,3 +91,11 @@ def test_a_whole_halving_search_runs_reports_and_resumes(tmp_path, folder):
     again = run_search(cfg, out, log=lines.append)
     assert again.found == result.found
     assert ((out / "halving.jsonl").read_text(), (out / "retrain.jsonl").read_text()) == before  # nothing retrained
+
+    # Two at a time, in worker processes: the same runs with the same numbers (seeded, one thread each here).
+    together = run_search(SearchConfig(**{**cfg.__dict__, "jobs": 2, "threads": 1}), tmp_path / "jobs", log=print)
+    alone = run_search(SearchConfig(**{**cfg.__dict__, "threads": 1}), tmp_path / "in_turn", log=print)
+    assert together.found == alone.found
+    for name in ("halving.jsonl", "retrain.jsonl"):
+        a, b = _rows(tmp_path / "jobs" / name), _rows(tmp_path / "in_turn" / name)
+        assert {r["run"]: r["top1"] for r in a} == {r["run"]: r["top1"] for r in b} and len(a) == len(b)

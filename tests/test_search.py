@@ -429,10 +429,12 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
         check_ranking=4,
         check_ranking_epochs=1,
         latency_check=0,  # the hand-made table predicts no real time
+        jobs=2,  # the ranking nets and the retraining two at a time
     )
     out = tmp_path / "search"
     lines: list[str] = []
     result = run_search(cfg, out, log=lines.append)
+    assert {"ranking check: 4 standalone runs, 2 at a time", "retraining: 5 standalone runs, 2 at a time"} <= set(lines)
     assert result.found["latency"] <= 12.0 and result.random_best["latency"] <= 12.0
     for name in ("found.json", "random_best.json", "report.md", "pareto.png", "candidates.jsonl", "retrain.jsonl"):
         assert (out / name).exists(), name
@@ -459,7 +461,7 @@ def test_whole_search_runs_and_resumes(tmp_path, folder):
     found = mixnet.create_model(str(out / "found.json"), num_classes=4)
     assert SearchSpace().of_config(found.config)  # a point of the space
 
-    again = run_search(cfg, out, log=lines.append)
+    again = run_search(SearchConfig(**{**cfg.__dict__, "jobs": 1}), out, log=lines.append)  # a machine option
     assert again.found == result.found
     assert (out / "candidates.jsonl").read_text().splitlines() == candidates  # nothing re-evaluated
     assert (out / "retrain.jsonl").read_text().splitlines() == retrained  # nothing retrained

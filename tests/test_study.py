@@ -343,6 +343,27 @@ def test_each_run_can_train_under_torchrun(tmp_path, folder, monkeypatch):
     assert (out / "runs/mobilenet_v2-k3.5-s0/model.safetensors").exists()
 
 
+def test_jobs_hand_out_runs_seed_by_seed_dearest_first_one_thread_each(tmp_path, folder, monkeypatch):
+    from mixnet.study import runner
+
+    train = {k: v for k, v in TINY_TRAIN.items() if k != "threads"}  # a study that names no thread count
+    study = load_study(_write(tmp_path, folder, variants=["k3", "k3.5.7", "k3.5"], seeds=[1, 0], train=train))
+    seen = {}
+
+    def fake_parallel(fn, items, jobs, *, priority, device_groups):
+        seen.update(jobs=jobs, options=fn.args[3], groups=device_groups)
+        ordered = sorted(items, key=priority, reverse=True)
+        seen["order"] = [v.run_id for v in ordered]
+        return ((v, {"run": v.run_id, "status": "ok", "top1": 50.0, "train_seconds": 1.0}) for v in ordered)
+
+    monkeypatch.setattr(runner, "run_parallel", fake_parallel)
+    run_study(study, tmp_path / "out", jobs=8, device="cpu", log=lambda *a: None)
+    assert seen["order"] == [f"mobilenet_v2-{k}-s{s}" for s in (1, 0) for k in ("k3.5.7", "k3.5", "k3")]
+    assert seen["jobs"] == 6 and seen["options"]["threads"] == 1 and seen["groups"] is None
+    assert set(read_rows(tmp_path / "out")) == set(seen["order"])  # written here, by the calling process
+
+
+@pytest.mark.slow
 def test_jobs_train_runs_at_once_with_the_rows_of_one_at_a_time(tmp_path, folder):
     """Real training in two worker processes: the same rows as in turn here, written by this process alone."""
     study = load_study(_write(tmp_path, folder, seeds=[0], train={**TINY_TRAIN, "epochs": 1}))

@@ -50,15 +50,17 @@ class DigitsDataset(Dataset):
     def _batched(self) -> Callable | None:
         from mixnet.data.transforms import batch_normaliser
 
-        key = id(self.transform)
-        if getattr(self, "_batched_for", None) != key:  # made once per transform (a transform may be replaced)
+        if self.images.dtype != np.uint8 or self.images.ndim != 3:
+            return None
+        key = (id(self.transform), tuple(map(id, getattr(self.transform, "transforms", ()))), self.images.shape)
+        if getattr(self, "_batched_for", None) != key:  # made again when the transform or images are replaced
             self._batched_fn, self._batched_for = batch_normaliser(self.transform, *self.images.shape[1:3]), key
         return self._batched_fn
 
     def __getitems__(self, indices: list[int]) -> list[tuple[object, int]]:
         """A batch of items (the DataLoader's batched fetch): converted together when the transform allows it,
         with the same values as one at a time."""
-        batched = self._batched() if self.images.ndim == 3 else None
+        batched = self._batched()
         if batched is None:
             return [self[i] for i in indices]
         x = batched(torch.from_numpy(np.ascontiguousarray(self.images[indices])))

@@ -148,19 +148,40 @@ def eval_transform(
     )
 
 
-def batch_normaliser(transform: Callable | None, height: int, width: int) -> Callable | None:
-    """The batched equivalent of ``transform`` on ``height`` x ``width`` images, when it has one.
+class BatchNormalise:
+    """What ``ToTensor`` then ``Normalize`` do to one grey image repeated to RGB, done to a batch at once.
+
+    ``images`` is a uint8 tensor ``(B, H, W)``; the result is ``(B, 3, H, W)`` in torch's default float dtype,
+    with the same operations in the same order as one image at a time (a division by 255, then Normalize's
+    subtraction and division), so the values are bit-identical.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        dtype = torch.get_default_dtype()
+        mean = torch.tensor(self.mean, dtype=dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=dtype).view(1, -1, 1, 1)
+        x = images.to(dtype).div(255).unsqueeze(1).expand(-1, 3, -1, -1)
+        return x.sub(mean).div(std)
+
+
+def batch_normaliser(transform: Callable | None, height: int, width: int) -> BatchNormalise | None:
+    """The batched equivalent of ``transform`` on grey ``height`` x ``width`` images, when it has one.
 
     A transform of this module that, at that size, neither resizes, crops nor draws a random number (the whole
     image at its own size: :class:`WholeImageCrop` or a resize and center crop that leave it as it is) only
-    converts to float and normalises. Then a whole batch of uint8 images ``(B, H, W)`` (grey, repeated to 3
-    channels) goes through it at once, with the same float operations as one image at a time (bit-identical),
-    saving the per-image PIL and tensor calls that dominate loading small in-memory images. Returns None for
-    any other transform (the images go one at a time).
+    converts to float and normalises; then a whole batch goes through :class:`BatchNormalise` at once, saving
+    the per-image PIL and tensor calls that dominate loading small in-memory images. Returns None for any other
+    transform (the images go one at a time).
     """
     ops = getattr(transform, "transforms", None)
     if not ops or len(ops) < 2 or not isinstance(ops[-2], T.ToTensor) or not isinstance(ops[-1], T.Normalize):
         return None
+    norm = ops[-1]
+    if len(norm.mean) not in (1, 3) or len(norm.std) not in (1, 3) or 0 in norm.std:
+        return None  # what Normalize would refuse, or channels a grey image repeated to RGB does not have
     for op in ops[:-2]:
         if isinstance(op, WholeImageCrop):
             fits = min(op.ratio) <= width / height <= max(op.ratio)
@@ -174,14 +195,7 @@ def batch_normaliser(transform: Callable | None, height: int, width: int) -> Cal
                 return None
         else:
             return None
-    mean = torch.tensor(ops[-1].mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(ops[-1].std, dtype=torch.float32).view(1, -1, 1, 1)
-
-    def normalise(images: torch.Tensor) -> torch.Tensor:
-        x = images.to(torch.float32).div(255).unsqueeze(1).expand(-1, mean.shape[1], -1, -1)
-        return x.sub(mean).div(std)  # ToTensor's division, then Normalize's subtract and divide
-
-    return normalise
+    return BatchNormalise(norm.mean, norm.std)
 
 
 def transform_for(preprocess: Preprocess) -> Callable:

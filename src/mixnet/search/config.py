@@ -3,7 +3,8 @@
 As with :class:`mixnet.train.config.TrainConfig`, every field carries its command-line help, and
 ``mixnet search`` is generated from the fields. The shared vocabulary holds here too: ``batch_size`` is the
 supernet's training batch, ``threads``, ``workers`` and ``device`` apply to all training (supernet and
-retraining); the latency measurements have their own ``latency_batch_size`` and ``latency_threads``.
+retraining), ``jobs`` to the standalone trainings; the latency measurements have their own
+``latency_batch_size`` and ``latency_threads``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mixnet.train.config import option
 SAMPLINGS = ("feasible", "uniform")
 STRATEGIES = ("supernet", "halving")
 # Options that depend on the machine, not on what is searched: left out of the folder's record.
-MACHINE_OPTIONS = ("device", "threads", "workers")
+MACHINE_OPTIONS = ("device", "threads", "workers", "jobs")
 # Record keys of earlier searches -> today's option names (their "threads" was the latency's).
 RECORD_RENAMED = {"batch": "latency_batch_size", "threads": "latency_threads"}
 
@@ -97,6 +98,11 @@ class SearchConfig:
     device: str = option("auto", "auto (cuda if available), cpu, cuda")
     threads: int = option(0, "CPU threads for training, the supernet's and the retraining's (0: torch's default)")
     workers: int = option(0, "data loader worker processes")
+    jobs: int = option(
+        1,
+        "standalone trainings (ranking check, rungs, retraining) run this many at once, each in a worker process "
+        "of its own, the dearest first (with threads 0: one thread each)",
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -105,6 +111,8 @@ class SearchConfig:
             problems.append("img_size >= 8, latency_batch_size, latency_threads, epochs and batch_size >= 1")
         if self.threads < 0 or self.workers < 0:
             problems.append(f"threads and workers must be >= 0, got {self.threads}, {self.workers}")
+        if self.jobs < 1:
+            problems.append(f"jobs must be >= 1, got {self.jobs}")
         if self.target is not None and self.target <= 0:
             problems.append(f"target must be > 0, got {self.target}")
         if self.strategy not in STRATEGIES:

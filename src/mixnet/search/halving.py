@@ -26,14 +26,13 @@ import math
 from pathlib import Path
 
 from mixnet.experiment.rows import read_runs, write_json
-from mixnet.experiment.runs import record_run
 from mixnet.models.archfile import save_arch
 from mixnet.models.complexity import config_complexity
 from mixnet.search.evolve import Objective, arch_key
 from mixnet.search.latency import LatencyTable
 from mixnet.search.ranking import feasible_nets, median_net
 from mixnet.search.space import SearchSpace
-from mixnet.search.standalone import train_config
+from mixnet.search.standalone import StandaloneRun, train_config, train_standalone
 
 HALVING, HALVING_ROWS, HALVING_DIR = "halving.json", "halving.jsonl", "halving"
 _SEED_OFFSET = 104_729  # the rungs' draws and training seed are not the searches' or the ranking check's
@@ -79,21 +78,24 @@ def halving_search(
         facts[name] = {"net": name, "arch": arch_key(arch), "latency": table.predict(arch)}
         facts[name] |= {"macs": cost.macs, "params": cost.params}
     alive, rungs = list(facts), []
-    for rung, size in enumerate(rung_sizes(len(nets), cfg.halving_eta)):
+    for rung, _ in enumerate(rung_sizes(len(nets), cfg.halving_eta)):
         epochs = cfg.halving_epochs * cfg.halving_eta**rung
-        scores = {}
+        todo = []
         for name in alive:
             run = f"r{rung}-{name}"
-            row = done.get(run)
-            if row is None or row.get("status") != "ok":
-                log(f"halving: rung {rung}, {name} for {epochs} epoch(s) ({len(scores) + 1}/{size}) ...")
+            if done.get(run, {}).get("status") != "ok":
                 run_dir = folder / run
                 make = functools.partial(
                     train_config, cfg, run_dir, seed, arch=str(folder / f"{name}.json"), epochs=epochs
                 )
-                row = record_run(rows_path, run_dir, make, {"run": run, "rung": rung, "epochs": epochs, **facts[name]})
+                row = {"run": run, "rung": rung, "epochs": epochs, **facts[name]}
+                todo.append(StandaloneRun(run_dir, make, row, facts[name]["macs"]))
+        done |= train_standalone(cfg, todo, rows_path, log, f"halving: rung {rung} ({epochs} epoch(s))")
+        scores = {}
+        for name in alive:
+            row = done[f"r{rung}-{name}"]
             if row.get("status") != "ok":
-                raise RuntimeError(f"successive halving: {run} failed to train: {row.get('error')}")
+                raise RuntimeError(f"successive halving: r{rung}-{name} failed to train: {row.get('error')}")
             scores[name] = row["top1"]
         keep = math.ceil(len(alive) / cfg.halving_eta)
         # The search's reward (top-1 under a hard target); ties go to the cheaper net, then the earlier draw.

@@ -23,14 +23,13 @@ import statistics
 from pathlib import Path
 
 from mixnet.experiment.rows import read_runs, write_json
-from mixnet.experiment.runs import record_run
 from mixnet.experiment.stats import rank_correlation
 from mixnet.models.archfile import save_arch
 from mixnet.models.complexity import config_complexity
 from mixnet.search.evolve import Evaluator, Objective, arch_key, repair
 from mixnet.search.latency import LatencyTable
 from mixnet.search.space import Arch, SearchSpace
-from mixnet.search.standalone import train_config
+from mixnet.search.standalone import StandaloneRun, train_config, train_standalone
 
 RANKING, RANKING_ROWS, RANKING_DIR = "ranking.json", "ranking.jsonl", "ranking"
 MIN_NETS = 4
@@ -77,7 +76,7 @@ def check_ranking(cfg, space: SearchSpace, table: LatencyTable, evaluate: Evalua
     seed = cfg.seeds[0]
     folder = out / RANKING_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    records = []
+    records, todo = [], []
     for i, arch in enumerate(nets):
         name = f"net{i:02d}"
         config = space.config(arch)
@@ -96,17 +95,19 @@ def check_ranking(cfg, space: SearchSpace, table: LatencyTable, evaluate: Evalua
             "params": cost.params,
             "seed": seed,
         }
-        row = done.get(name)
-        if row is None or row.get("status") != "ok":
-            log(f"ranking check: training {name} ({i + 1}/{len(nets)}) standalone ...")
+        records.append(record)
+        if done.get(name, {}).get("status") != "ok":
             run_dir = folder / name
             make = functools.partial(
                 train_config, cfg, run_dir, seed, arch=str(arch_path), epochs=cfg.check_ranking_epochs
             )
-            row = record_run(rows_path, run_dir, make, dict(record))
+            todo.append(StandaloneRun(run_dir, make, dict(record), cost.macs))
+    done |= train_standalone(cfg, todo, rows_path, log, "ranking check")
+    for record in records:
+        row = done[record["run"]]
         if row.get("status") != "ok":
-            raise RuntimeError(f"ranking check: {name} failed to train: {row.get('error')}")
-        records.append(record | {"top1": row["top1"]})
+            raise RuntimeError(f"ranking check: {record['run']} failed to train: {row.get('error')}")
+        record["top1"] = row["top1"]
     standalone = [r["top1"] for r in records]
     summary = {
         "nets": len(records),

@@ -15,13 +15,13 @@ import functools
 import json
 
 from mixnet.experiment.rows import read_runs, write_json
-from mixnet.experiment.runs import record_run
 from mixnet.models.archfile import load_arch
+from mixnet.models.complexity import config_complexity
 from mixnet.search.halving import HALVING, HALVING_DIR
 from mixnet.search.netcost import UNITS, measure_configs
 from mixnet.search.ranking import RANKING, RANKING_DIR
 from mixnet.search.space import Arch, SearchSpace
-from mixnet.search.standalone import train_config
+from mixnet.search.standalone import StandaloneRun, train_config, train_standalone
 
 WIDTHS = tuple(round(0.25 + 0.05 * i, 2) for i in range(16))  # 0.25 .. 1.0
 
@@ -67,20 +67,17 @@ def retrain_and_report(cfg, space: SearchSpace, result, archs: dict[str, Arch], 
                 configs.append(load_arch(path)[1])
     results_path = out / "retrain.jsonl"
     done = read_runs(results_path)
+    macs = {n: config_complexity(c, cfg.img_size, num_classes=10).macs for n, c in zip(nets, configs, strict=True)}
+    todo = []
     for seed in cfg.seeds:
         for name, spec in nets.items():
             run = f"{name}-s{seed}"
             if done.get(run, {}).get("status") == "ok":
                 continue
             run_dir = out / "retrain" / run
-            log(f"retraining {run} ...")
-            row = record_run(
-                results_path,
-                run_dir,
-                functools.partial(train_config, cfg, run_dir, seed, **spec),
-                {"run": run, "net": name, "seed": seed},
-            )
-            log(f"{run}: {row.get('top1', row.get('error'))}")
+            make = functools.partial(train_config, cfg, run_dir, seed, **spec)
+            todo.append(StandaloneRun(run_dir, make, {"run": run, "net": name, "seed": seed}, macs[name]))
+    train_standalone(cfg, todo, results_path, log, "retraining")
     ms = measure_configs(
         configs, runtime=cfg.runtime, img_size=cfg.img_size, batch=cfg.latency_batch_size, threads=cfg.latency_threads
     )

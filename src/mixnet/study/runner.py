@@ -3,16 +3,17 @@
 Runs go seed-major (all variants once before any second seed). A run's row is appended to the results
 file when it ends; a run that raises is recorded as failed with its error and the study goes on. A study
 started again in the same folder skips the finished runs and resumes an interrupted one from its last
-checkpoint. With ``jobs > 1`` that many runs train at once in worker processes, the dearest first (see
-:mod:`mixnet.experiment.pool`). With ``nproc_per_node > 1`` each run trains under torchrun (DDP);
-``shard=(k, n)`` takes every n-th run, so n processes (nodes) can share one study folder.
+checkpoint. With ``jobs > 1`` that many runs train at once in worker processes, still seed by seed, the
+dearest variant of a seed first (see :mod:`mixnet.experiment.pool`). With ``nproc_per_node > 1`` each run
+trains under torchrun (DDP); ``shard=(k, n)`` takes every n-th run, so n processes (nodes) can share one
+study folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from mixnet.atomic import write_text
 from mixnet.data.datasets import BUILTIN_SETS
 from mixnet.experiment import runs as experiment_runs
 from mixnet.experiment.folder import claim_folder
-from mixnet.experiment.pool import run_parallel
+from mixnet.experiment.pool import gpu_groups, run_parallel
 from mixnet.experiment.rows import append_row
 from mixnet.models.complexity import config_complexity
 from mixnet.study.results import read_rows, results_name
@@ -166,20 +167,6 @@ def run_cost(study: Study, variant: Variant) -> float:
     return config_complexity(study.model_config(variant), study.img_size, num_classes=10).macs
 
 
-def gpu_groups(jobs: int, per_job: int, device: str | None) -> list[str] | None:
-    """``CUDA_VISIBLE_DEVICES`` for each of ``jobs`` workers when this process sees enough GPUs for all of them
-    (and the device is not pinned elsewhere); None otherwise (the workers share what they inherit)."""
-    import torch
-
-    if device not in (None, "auto", "cuda"):
-        return None
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-    if len(devices) < jobs * per_job:
-        return None
-    return [",".join(devices[k * per_job : (k + 1) * per_job]) for k in range(jobs)]
-
-
 def run_study(
     study: Study,
     out: str | Path,
@@ -197,8 +184,9 @@ def run_study(
         study: the validated study.
         out: the study folder (results, run folders, latency, report).
         shard: ``(k, n)``: this process takes runs k, k + n, k + 2n, ... of :meth:`Study.runs`.
-        jobs: runs trained at once, each in a worker process of its own (one per core or GPU); a worker takes
-            the dearest run left when it is free. On a machine with ``jobs x nproc_per_node`` GPUs each worker
+        jobs: runs trained at once, each in a worker process of its own (one per core or GPU; one thread each
+            unless the study or ``threads`` says otherwise); a free worker takes the next run, seed by seed and
+            the dearest variant of a seed first. On a machine with ``jobs x nproc_per_node`` GPUs each worker
             gets its own.
         retry_failed: train runs recorded as failed again (default: keep their failure).
         nproc_per_node: >1 trains each run under torchrun with this many processes (DDP).
@@ -237,16 +225,23 @@ def run_study(
     )
     n = len(plan.todo)
     if jobs > 1 and n > 1:
-        log(f"{min(jobs, n)} runs at a time, each worker taking the dearest run left when it is free")
+        jobs = min(jobs, n)
+        log(f"{jobs} runs at a time: seed by seed, the dearest variant first, each to the first free worker")
+        if not study.train.get("threads") and not train_options.get("threads"):
+            train_options = {**train_options, "threads": 1}  # runs side by side: one core each, not all of them
         train = functools.partial(_train_run, study, out, nproc_per_node, train_options)
-        groups = gpu_groups(jobs, nproc_per_node, train_options.get("device"))
-        finished = run_parallel(train, plan.todo, jobs, cost=lambda v: run_cost(study, v), device_groups=groups)
+        device = train_options.get("device", study.train.get("device"))
+        groups = gpu_groups(jobs, nproc_per_node, device)
+        seeds = list(study.seeds)
+        priority = lambda v: (-seeds.index(v.seed), run_cost(study, v))  # noqa: E731 - seed-major, dearest first
+        finished = run_parallel(train, plan.todo, jobs, priority=priority, device_groups=groups)
     else:
         finished = _in_turn(study, out, plan, nproc_per_node, train_options, log)
-    for i, (variant, row) in enumerate(finished, 1):
-        append_row(results, row)  # this process alone writes the results, as each run ends
-        status = f"top-1 {row['top1']:.2f}%" if row["status"] == "ok" else f"FAILED: {row['error']}"
-        log(f"[{i}/{n}] {variant.run_id}: {status} ({row['train_seconds']:.0f} s)")
+    with contextlib.closing(finished):  # a failure here stops the workers at once
+        for i, (variant, row) in enumerate(finished, 1):
+            append_row(results, row)  # this process alone writes the results, as each run ends
+            status = f"top-1 {row['top1']:.2f}%" if row["status"] == "ok" else f"FAILED: {row['error']}"
+            log(f"[{i}/{n}] {variant.run_id}: {status} ({row['train_seconds']:.0f} s)")
     return plan
 
 
