@@ -97,5 +97,9 @@ def test_a_whole_halving_search_runs_reports_and_resumes(tmp_path, folder):
     alone = run_search(SearchConfig(**{**cfg.__dict__, "threads": 1}), tmp_path / "in_turn", log=print)
     assert together.found == alone.found
     for name in ("halving.jsonl", "retrain.jsonl"):
-        a, b = _rows(tmp_path / "jobs" / name), _rows(tmp_path / "in_turn" / name)
+        # The scaled skeleton's width comes from a timing, which may differ between the two searches.
+        a, b = (
+            [r for r in _rows(tmp_path / d / name) if not r["net"].startswith("mixnet_s_w")]
+            for d in ("jobs", "in_turn")
+        )
         assert {r["run"]: r["top1"] for r in a} == {r["run"]: r["top1"] for r in b} and len(a) == len(b)

@@ -36,7 +36,12 @@ def _call(fn: Callable, item):
     """``fn(item)``, unless the pool was stopped: a call the pool had already queued then does nothing."""
     if _STOP is not None and _STOP.is_set():
         return None
-    return fn(item)
+    try:
+        return fn(item)
+    except BaseException:
+        if _STOP is not None:  # before the parent hears of it: a call already queued to this worker stays idle
+            _STOP.set()
+        raise
 
 
 def gpu_groups(jobs: int, per_job: int, device: str | None) -> list[str] | None:
