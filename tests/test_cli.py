@@ -194,12 +194,14 @@ def test_search_options_are_generated_from_search_config(monkeypatch):
     from mixnet.search.config import SearchConfig
 
     fields = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(SearchConfig)}
-    assert set(_options()["search"]) - {"--help", "--out"} == fields | {
+    assert set(_options()["search"]) - {"--help", "--out", "--retime"} == fields | {
         f"--no-{f[2:]}" for f in fields if isinstance(getattr(SearchConfig(), f[2:].replace("-", "_")), bool)
     }
     seen = []
     monkeypatch.setattr(run, "run_search", lambda cfg, out: seen.append(cfg))
     assert main(["search"]) == 0
+    assert main(["search", "--retime"]) == 2  # --retime belongs to `mixnet search report FOLDER`
+    assert not seen[1:]
     argv = ["search", "--latency-batch-size", "4", "--threads", "2", "--no-hard", "--seeds", "3", "4"]
     assert main([*argv, "--crop-scale", "0.5", "1", "--table", "t.json", "--target", "3.5"]) == 0
     assert seen[0] == SearchConfig()

@@ -7,6 +7,7 @@ import pytest
 from conftest import write_digit_folder
 
 import mixnet
+from mixnet.cli import main
 from mixnet.search.config import SearchConfig
 from mixnet.search.evolve import arch_key
 from mixnet.search.halving import halving_seed, rung_sizes
@@ -82,10 +83,29 @@ def test_a_whole_halving_search_runs_reports_and_resumes(tmp_path, folder):
     assert arch_key(space.of_config(found.config)) == second[0]["arch"]
     width = json.loads((out / "matched_width.json").read_text())["width"]
     retrained = {r["net"] for r in _rows(out / "retrain.jsonl")}
-    assert retrained == {"found", f"mixnet_s_w{width}", "random_median", "macs_pick"}
+    same = summary["macs_pick"] == summary["random_median"]  # then one net, trained once, stands for both
+    assert retrained == {"found", f"mixnet_s_w{width}", "random_median"} | (set() if same else {"macs_pick"})
     report = (out / "report.md").read_text()
     assert "## The rungs" in report and "successive halving" in report and "random_best" not in report
     assert "one seed: no significance can be claimed" in report.lower()
+    assert f"`{tmp_path / 'table.json'}` (the latency table given)" in report
+    # The report of a search whose MACs pick is its median net: one row, one comparison.
+    summary_text = (out / "halving.json").read_text()
+    (out / "halving.json").write_text(json.dumps({**summary, "macs_pick": summary["random_median"]}))
+    from mixnet.search.report import write_search_report
+
+    merged = write_search_report(out).read_text()
+    assert "| macs_pick |" not in merged and "found - macs_pick" not in merged
+    assert f"The MACs pick is the median net itself ({summary['random_median']})" in merged
+    (out / "halving.json").write_text(summary_text)
+    write_search_report(out)
+    # `report --retime` times the compared nets again (a fresh process) and rewrites the report from them.
+    stale = dict.fromkeys(json.loads((out / "final_latency.json").read_text()), 99.0)
+    (out / "final_latency.json").write_text(json.dumps(stale))
+    assert main(["search", "report", str(out), "--retime"]) == 0
+    timed = json.loads((out / "final_latency.json").read_text())
+    assert set(timed) == retrained and all(0 < v < 99.0 for v in timed.values())
+    assert "| 99.000 |" not in (out / "report.md").read_text()
 
     before = (out / "halving.jsonl").read_text(), (out / "retrain.jsonl").read_text()
     again = run_search(cfg, out, log=lines.append)

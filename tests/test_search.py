@@ -669,6 +669,23 @@ def test_score_noise_is_the_rescoring_and_binomial_sd_against_the_spread():
     assert noise["noise_sd"] == pytest.approx(math.hypot(noise["rescore_sd"], noise["binomial_sd"]), abs=1e-3)
 
 
+def test_what_a_third_would_take_is_solved_from_the_measured_noise():
+    from mixnet.search.report import noise_for_a_third
+
+    # p = 0.35 on 450 images; re-scoring SD 1.04 with 4 batches; spread 2.07.
+    binomial = 100 * math.sqrt(0.35 * 0.65 / 450)
+    noise = {"rescore_sd": 1.04, "binomial_sd": binomial, "spread_sd": 2.07, "ranking_images": 450}
+    noise["ratio"] = math.hypot(1.04, binomial) / 2.07
+    batches, images = noise_for_a_third(noise, 4)
+    part = 2.07 / 3 / math.sqrt(2)
+    assert batches == math.ceil(4 * (1.04 / part) ** 2) == 19
+    assert images == math.ceil(0.35 * 0.65 / (part / 100) ** 2)
+    # At that many batches and images, one score's noise is a third of the spread (to rounding).
+    at = math.hypot(1.04 * math.sqrt(4 / batches), 100 * math.sqrt(0.35 * 0.65 / images))
+    assert 2.07 / 3 - 0.02 < at <= 2.07 / 3
+    assert noise_for_a_third(noise | {"ratio": 0.3}, 4) is None
+
+
 def test_ranking_correlations_and_verdicts_on_fixed_numbers():
     from scipy import stats as sps
 

@@ -69,7 +69,9 @@ def _search(args: argparse.Namespace) -> int:
                 f"unexpected argument(s) {' '.join(args.report)}: `mixnet search` takes options, "
                 "or `report FOLDER` to rewrite a finished search's report"
             )
-        return _report(Path(args.report[1]))
+        return _report(Path(args.report[1]), retime=args.retime)
+    if args.retime:
+        raise ValueError("--retime goes with `mixnet search report FOLDER`: it times a finished search's nets again")
     result = run_search(SearchConfig(**options.explicit_options(args, SearchConfig)), args.out)
     if result is not None:
         print(f"found: {result.files['found']} (target {result.target:.3f} {result.unit})")
@@ -78,11 +80,14 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(folder: Path) -> int:
+def _report(folder: Path, *, retime: bool = False) -> int:
     from mixnet.search.report import write_search_report
+    from mixnet.search.retrain import retime as time_again
 
     if not (folder / "search.json").is_file():
         raise FileNotFoundError(f"{folder} is not a search folder (it has no search.json)")
+    if retime:
+        time_again(folder)
     print(f"report: {write_search_report(folder)}")
     return 0
 
@@ -130,11 +135,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "search",
         help="architecture search with this machine's latency in the loop (supernet, evolution vs random)",
-        usage="mixnet search [options]\n       mixnet search report FOLDER",
+        usage="mixnet search [options]\n       mixnet search report FOLDER [--retime]",
         description="Search an architecture under a latency target; the folder resumes. `mixnet search report "
         "FOLDER` rewrites report.md and pareto.png of a finished search from its files.",
     )
     options.add_config_options(s, SearchConfig)
     s.add_argument("--out", default="search", help="search folder (resumes when it holds this search)")
     s.add_argument("report", nargs="*", metavar="report FOLDER", help=argparse.SUPPRESS)
+    s.add_argument(
+        "--retime",
+        action="store_true",
+        help="with `report FOLDER`: time the compared nets again, in a fresh process, before writing the report",
+    )
     s.set_defaults(func=_search)

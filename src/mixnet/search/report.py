@@ -79,17 +79,44 @@ def _latency_lines(path: Path) -> list[str]:
     ]
 
 
-def _noise_lines(noise: dict | None) -> list[str]:
-    """One line on how noisy a supernet score is against the spread of the candidates' scores."""
+def noise_for_a_third(noise: dict, recal_batches: int) -> tuple[int, int] | None:
+    """What would bring one score's noise under a third of the spread: ``(recalibration batches, ranking
+    images)``, or None when it already is.
+
+    The noise budget (spread / 3) is split evenly between its two parts, each then at most
+    spread / (3 sqrt 2). The re-scoring SD is taken to shrink as 1 / sqrt(recalibration batches) (it is the
+    sampling noise of the BN statistics), the ranking set's as 1 / sqrt(images) at the same mean score.
+    """
+    spread = noise["spread_sd"]
+    if not spread or noise["ratio"] < 1 / 3:
+        return None
+    part = spread / (3 * math.sqrt(2))
+    variance = (noise["binomial_sd"] / 100) ** 2 * noise["ranking_images"]  # p (1 - p)
+    batches = max(recal_batches, math.ceil(recal_batches * (noise["rescore_sd"] / part) ** 2))
+    images = max(noise["ranking_images"], math.ceil(variance / (part / 100) ** 2))
+    return batches, images
+
+
+def _noise_lines(noise: dict | None, recal_batches: int) -> list[str]:
+    """One line on how noisy a supernet score is against the spread of the candidates' scores, and what
+    would make it small enough."""
     if not noise:
         return []
     enough = "under" if noise["ratio"] < 1 / 3 else "not under"
-    return [
+    line = (
         f"- scores: one supernet score's noise SD {noise['noise_sd']:.2f} points (re-scoring with other BN "
         f"recalibration batches {noise['rescore_sd']:.2f}, over {noise['rescored']} candidates; the ranking set's "
         f"{noise['ranking_images']} images {noise['binomial_sd']:.2f}) against the candidates' spread SD "
         f"{noise['spread_sd']:.2f}: ratio {noise['ratio']:.2f}, {enough} a third"
-    ]
+    )
+    needed = noise_for_a_third(noise, recal_batches)
+    if needed is not None:
+        line += (
+            f"; a third would take about {needed[0]} recalibration batches (`--recal-batches`, here "
+            f"{recal_batches}) and {needed[1]:,} ranking images (`--search-fraction`, here "
+            f"{noise['ranking_images']:,})"
+        )
+    return [line]
 
 
 def _strategy_line(cfg: dict, summary: dict, halving: dict | None) -> str:
@@ -139,6 +166,14 @@ def _candidates_panel(ax, evolved: list[dict], randoms: list[dict], halving: dic
     ax.grid(alpha=0.3)
 
 
+def _baseline_picks(out: Path) -> dict | None:
+    """The ranking check's or the halving's record naming the baseline nets, if the search has one."""
+    for record in (RANKING, HALVING):
+        if (out / record).exists():
+            return json.loads((out / record).read_text())
+    return None
+
+
 def write_search_report(out: str | Path) -> Path:
     """Writes ``pareto.png`` and ``report.md`` from the files of a finished search folder; returns the report.
 
@@ -158,7 +193,9 @@ def write_search_report(out: str | Path) -> Path:
     evolved = [r for r in candidates if r["method"] == "evolution"]
     randoms = [r for r in candidates if r["method"] == "random"]
     rows = read_runs(out / "retrain.jsonl")
-    nets = list(latency)
+    picks = _baseline_picks(out)
+    same_pick = picks is not None and picks["macs_pick"] == picks["random_median"]
+    nets = [n for n in latency if not (same_pick and n == "macs_pick")]
     target, unit = summary["target"], summary["unit"]
     runtime = {
         "eager": "PyTorch eager",
@@ -197,7 +234,7 @@ def write_search_report(out: str | Path) -> Path:
         f"target {target:.3f} {unit} "
         f"({'hard constraint' if hard else 'soft reward, w = ' + str(cfg['w'])})",
         _strategy_line(cfg, summary, halving),
-        *_noise_lines(summary.get("score_noise")),
+        *_noise_lines(summary.get("score_noise"), cfg["recal_batches"]),
         *_latency_lines(out / "latency_check.json"),
         f"- retraining: {cfg['retrain_epochs']} epoch{'s' * (cfg['retrain_epochs'] != 1)}, "
         f"seeds {', '.join(map(str, cfg['seeds']))}, the same recipe "
@@ -222,6 +259,13 @@ def write_search_report(out: str | Path) -> Path:
         f"{skeleton}: the skeleton at the width whose measured latency is closest to the found net's "
         + f"({match['found']:.3f} {unit}).",
     ]
+    closest = min(match["by_width"], key=lambda w: abs(match["by_width"][w] - match["found"]))
+    if float(closest) != float(match["width"]):  # the widths were timed again after the retraining
+        lines.append("")
+        lines.append(
+            f"Timed again, width {closest} ({match['by_width'][closest]:.3f} {unit}) is now the closest; the "
+            f"retrained width {match['width']} took {match['by_width'][str(match['width'])]:.3f} {unit}."
+        )
     widest_gap = abs(latency[skeleton] - latency["found"]) / latency["found"]
     if widest_gap > 0.1:
         fastest = min(match["by_width"].items(), key=lambda kv: kv[1])
@@ -231,6 +275,12 @@ def write_search_report(out: str | Path) -> Path:
             f"({fastest[1] / match['found']:.1f}x the found net's), so this comparison is at the closest "
             "latency width scaling reaches, not at the same one."
         )
+    if same_pick:
+        lines += [
+            "",
+            f"The MACs pick is the median net itself ({picks['random_median']}): "
+            "the random_median row and comparison stand for both.",
+        ]
     for name, cand in (("evolution", evolved), ("random search", randoms)):
         top = [r["top1"] for r in cand]
         if top:
@@ -275,7 +325,8 @@ def write_search_report(out: str | Path) -> Path:
             else "Files: `found.json` and `random_best.json` (architecture files: `mixnet train --arch found.json`), "
             "`candidates.jsonl` (every evaluated candidate), "
         )
-        + "`latency_table.json`, `retrain.jsonl`, `final_latency.json`, `matched_width.json`, "
+        + (f"`{cfg['table']}` (the latency table given), " if cfg.get("table") else "`latency_table.json`, ")
+        + "`retrain.jsonl`, `final_latency.json`, `matched_width.json`, "
         "`retrain/<net>-s<seed>/`.",
         "",
     ]

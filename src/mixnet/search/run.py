@@ -34,6 +34,7 @@ from mixnet.search.evolve import (
 )
 from mixnet.search.latency import LatencyTable, load_table, measure_table
 from mixnet.search.netcost import measure_configs
+from mixnet.search.report import noise_for_a_third
 from mixnet.search.space import SKIP, Arch, SearchSpace
 from mixnet.search.train import build_splits, supernet_recipe, supernet_steps, train_supernet
 from mixnet.train.distributed import DistInfo, broadcast_object, cleanup_distributed, init_distributed
@@ -307,9 +308,15 @@ def _search_and_report(
         splits.train, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(cfg.seed + 1)
     )
     noise = score_noise(evaluate, archs, evolved + randoms, fixed_batches(other, cfg.recal_batches), len(val.dataset))
+    needed = noise_for_a_third(noise, cfg.recal_batches)
     log(
         f"scores: noise SD {noise['noise_sd']:.2f} points (re-scoring {noise['rescore_sd']:.2f}, ranking set "
         f"{noise['binomial_sd']:.2f}) against a spread of {noise['spread_sd']:.2f}: ratio {noise['ratio']:.2f}"
+        + (
+            f"; under a third with about {needed[0]} recalibration batches and {needed[1]:,} ranking images"
+            if needed
+            else ""
+        )
     )
     summary = {"target": target, "unit": table.unit, "found": found, "random_best": random_best}
     write_json(out / "search_summary.json", summary | {"training_paths": paths, "score_noise": noise})
