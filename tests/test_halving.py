@@ -61,7 +61,7 @@ def test_a_whole_halving_search_runs_reports_and_resumes(tmp_path, folder):
         target=12.0,
         halving_nets=4,
         halving_epochs=1,
-        retrain_epochs=1,
+        retrain_epochs=2,  # two points: a slope for the convergence section
         seeds=(0,),
         latency_check=0,  # the hand-made table predicts no real time
     )
@@ -89,6 +89,8 @@ def test_a_whole_halving_search_runs_reports_and_resumes(tmp_path, folder):
     assert "## The rungs" in report and "successive halving" in report and "random_best" not in report
     assert "one seed: no significance can be claimed" in report.lower()
     assert f"`{tmp_path / 'table.json'}` (the latency table given)" in report
+    assert "## Convergence" in report and "| found |" in report.split("## Convergence")[1]
+    assert (out / "learning_curves.png").stat().st_size > 0
     # The report of a search whose MACs pick is its median net: one row, one comparison.
     summary_text = (out / "halving.json").read_text()
     (out / "halving.json").write_text(json.dumps({**summary, "macs_pick": summary["random_median"]}))

@@ -12,10 +12,10 @@ from conftest import write_digit_folder
 from scipy import stats
 
 from mixnet.experiment import runs as runs_module
+from mixnet.experiment.curves import end_slope, slope_lines
 from mixnet.experiment.folder import ForeignFolderError
 from mixnet.study import load_study, run_study, write_report
 from mixnet.study.contrasts import contrast_lines, contrast_results, detectable
-from mixnet.study.curves import end_slope, slope_lines
 from mixnet.study.report import markdown
 from mixnet.study.results import summarize
 from mixnet.study.runner import STUDY_FILE, study_record

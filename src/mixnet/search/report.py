@@ -12,6 +12,7 @@ import math
 import statistics
 from pathlib import Path
 
+from mixnet.experiment.curves import plot_learning_curves, slope_lines
 from mixnet.experiment.folder import read_record
 from mixnet.experiment.rows import read_jsonl, read_runs, write_text
 from mixnet.experiment.stats import Paired, holm_correct, paired
@@ -222,6 +223,8 @@ def write_search_report(out: str | Path) -> Path:
     halving = json.loads((out / HALVING).read_text()) if (out / HALVING).exists() else None
     _candidates_panel(axes[1], evolved, randoms, halving, target, unit)
     save_figure(fig, out / "pareto.png")
+    curves = [r | {"key": r["net"]} for r in rows.values() if r["status"] == "ok" and r["net"] in nets]
+    plot_learning_curves(curves, nets, out, "retraining")
 
     skeleton = [n for n in nets if n not in ("found", "random_best", *BASELINES)][0]
     hard = cfg["hard"]
@@ -314,6 +317,7 @@ def write_search_report(out: str | Path) -> Path:
             f"comparisons; resolved: corrected p < {ALPHA}. ± in the table is the SD over seeds."
         ),
         "",
+        *slope_lines(curves, nets),
         *(ranking_lines(json.loads((out / RANKING).read_text())) if (out / RANKING).exists() else []),
         *(halving_lines(halving) if halving else []),
         "![Pareto](pareto.png)",
@@ -326,7 +330,8 @@ def write_search_report(out: str | Path) -> Path:
             "`candidates.jsonl` (every evaluated candidate), "
         )
         + (f"`{cfg['table']}` (the latency table given), " if cfg.get("table") else "`latency_table.json`, ")
-        + "`retrain.jsonl`, `final_latency.json`, `matched_width.json`, "
+        + "`retrain.jsonl` (with each run's learning curve, plotted in `learning_curves.png`), "
+        "`final_latency.json`, `matched_width.json`, "
         "`retrain/<net>-s<seed>/`.",
         "",
     ]

@@ -99,9 +99,6 @@ def retime(out: str | Path, log=print) -> dict[str, float]:
     for name, value in latency.items():
         was = f" (was {before[name]:.3f})" if name in before else ""
         log(f"{name}: {value:.3f} {unit}{was}")
-    closest = min(WIDTHS, key=lambda w: abs(by_width[w] - latency["found"]))
-    if closest != match["width"]:
-        log(f"now width {closest} is closest to the found net; the retrained skeleton stays width {match['width']}")
     match |= {"found": latency["found"], "by_width": {str(k): v for k, v in by_width.items()}}
     write_json(match_path, match)
     write_json(out / "final_latency.json", latency)

@@ -73,7 +73,7 @@ def write_report(
     Returns:
         The written files by name.
     """
-    from mixnet.study.curves import plot_learning_curves
+    from mixnet.experiment.curves import plot_learning_curves
     from mixnet.study.report import markdown, plot
 
     out = Path(out)

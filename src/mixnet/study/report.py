@@ -17,10 +17,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mixnet.experiment.curves import slope_lines
 from mixnet.experiment.stats import Paired, holm_correct, paired
 from mixnet.models.configs import KernelSpec
 from mixnet.study.contrasts import ALPHA, contrast_lines
-from mixnet.study.curves import slope_lines
 from mixnet.study.paper import PAPER_CURVES, PaperCurve
 
 

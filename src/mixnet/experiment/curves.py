@@ -1,8 +1,10 @@
-"""Learning curves of a study's runs: the plot of every run, and the slope of its last epochs.
+"""Learning curves of an experiment's runs (a study's variants, a search's retrained nets): the plot of every
+run, and the slope of its last epochs.
 
-Each results row keeps its run's per-epoch training loss and held-out top-1 (``history``). A run whose
-top-1 still rises at the end ranks learning speed, not architectures, so the report gives each variant's
-slope over the last :data:`LAST_EPOCHS` epochs (a least-squares line, top-1 points per epoch).
+Each results row keeps its run's per-epoch training loss and held-out top-1 (``history``) and names its
+variant (``key``) and ``seed``. A run whose top-1 still rises at the end ranks learning speed, not
+architectures, so reports give each variant's slope over the last :data:`LAST_EPOCHS` epochs (a
+least-squares line, top-1 points per epoch).
 """
 
 from __future__ import annotations
